@@ -1,0 +1,1 @@
+"""Compiled kernels (Numba). Private: call them through the stage modules."""
