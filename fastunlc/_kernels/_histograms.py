@@ -46,7 +46,7 @@ def accumulate_pixel(
 ) -> None:
     """Add pixel ``(y, x)`` to ``hist`` ``(6, bins)``; ``rgb`` uint8 and ``lab`` float64 ``(h, w, 3)``."""
     for c in range(3):
-        v = float(rgb[y, x, c])
+        v = np.float64(rgb[y, x, c])
         b = bin_index(v, CHANNEL_RANGES[c, 0], CHANNEL_RANGES[c, 1], edges[c])
         if b >= 0:
             hist[c, b] += 1.0

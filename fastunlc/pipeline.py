@@ -1,0 +1,403 @@
+"""The uNLC pipeline: a video in, soft foreground masks out.
+
+``segment_shot`` runs sections 2-6 of the spec on the frames of one shot;
+``iter_segment`` drives a whole source: it decodes once to find the shots
+(section 1), then decodes again and segments shot by shot, so memory stays bounded
+by one shot (short videos are kept from the first pass instead of decoded twice).
+``segment_video`` collects everything into a :class:`VideoSegmentation`.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from os import PathLike
+
+import cv2
+import numpy as np
+
+from . import appearance, descriptors, flow, graph, output, saliency, shots, superpixels, voting
+from .config import REFERENCE, UNLCConfig
+from .errors import InputError
+from .video import FrameSource, SourceInfo, resize_frame, working_size
+
+logger = logging.getLogger(__name__)
+
+FRAME_CACHE_BYTES = 512 * 2**20
+"""Videos whose working-size frames fit in this many bytes are decoded once, not twice."""
+
+_FEATURE_CHUNK = 64  # frames per shot-feature batch in the first pass
+_PREVIEW_WIDTH = 320
+
+
+class StageTimer:
+    """Wall-clock seconds per named stage, accumulated over calls."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+@dataclass
+class ShotSegmentation:
+    """Result of :func:`segment_shot`.
+
+    Attributes
+    ----------
+    masks : (n, h, w) float32
+        Soft foreground masks in [0, 1] at the frames' size; foreground is > 0.7.
+    saliency : str
+        ``"motion"``, ``"appearance"`` or ``"none"`` (motionless shot: empty masks).
+    reason : str
+        Why that saliency was used, for the report.
+    dominant_fraction : float
+        Share of frames with a dominant camera motion.
+    n_superpixels : int
+        Superpixels in the shot (0 when the shot was motionless).
+    """
+
+    masks: np.ndarray
+    saliency: str
+    reason: str
+    dominant_fraction: float
+    n_superpixels: int
+
+
+def segment_shot(
+    frames: np.ndarray,
+    config: UNLCConfig = REFERENCE,
+    *,
+    timer: StageTimer | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> ShotSegmentation:
+    """Segment the moving objects of one shot.
+
+    Parameters
+    ----------
+    frames : (n, h, w, 3) uint8
+        RGB frames of the shot at working size (after :func:`fastunlc.video.working_size`),
+        already subsampled; ``n >= 2``.
+    config : UNLCConfig
+        Parameters; defaults are the reference's.
+    timer : StageTimer, optional
+        Accumulates seconds per stage (flow, saliency, superpixels, descriptors,
+        graph, voting).
+    on_stage : callable, optional
+        Called with each stage's name as it starts (progress display).
+
+    Returns
+    -------
+    ShotSegmentation
+    """
+    timer = timer or StageTimer()
+    notify = on_stage or (lambda stage: None)
+    frames = np.ascontiguousarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+        raise ValueError(f"frames must be uint8 (n, h, w, 3), got {frames.dtype} {frames.shape}")
+    n, h, w, _ = frames.shape
+    if n < 2:
+        raise ValueError(f"a shot needs at least 2 frames, got {n}")
+
+    notify("flow")
+    with timer("flow"):
+        small = flow.resize_for_flow(frames, config.flow_size)
+        pairs = flow.flow_pairs(n, config.flow_radius)
+        flows = flow.optical_flow(small, pairs, config)
+
+    notify("saliency")
+    with timer("saliency"):
+        motion = saliency.motion_saliency(flows, pairs, n, config)
+        fraction = motion.dominant_fraction
+        if fraction < config.min_dominant_fraction:
+            kind = "appearance"
+            reason = (f"{fraction:.0%} of frames have a dominant camera motion, fewer than "
+                      f"{config.min_dominant_fraction:.0%}: appearance saliency used")
+            small_saliency = np.stack([appearance.appearance_saliency(f) for f in small])
+        else:
+            kind = "motion"
+            reason = f"{fraction:.0%} of frames have a dominant camera motion"
+            small_saliency = motion.saliency
+        frame_saliency, peak = saliency.upsample_saliency(small_saliency, (h, w), config)
+
+    if kind == "motion" and peak < config.static_saliency_floor:
+        # Nothing moves against the camera: every vote would be 0 (or amplified noise).
+        reason = (f"no motion: peak saliency {peak:.3g} is below static_saliency_floor "
+                  f"{config.static_saliency_floor:g}; masks are empty")
+        return ShotSegmentation(np.zeros((n, h, w), np.float32), "none", reason, fraction, 0)
+
+    notify("superpixels")
+    with timer("superpixels"):
+        segmented = [superpixels.slic_superpixels(f, config) for f in frames]
+        labels = np.stack([lab for lab, _ in segmented])
+        offsets = np.concatenate([[0], np.cumsum([k for _, k in segmented])]).astype(np.int64)
+
+    notify("descriptors")
+    with timer("descriptors"):
+        features = np.concatenate([
+            descriptors.superpixel_descriptors(frames[i], labels[i], int(offsets[i + 1] - offsets[i]),
+                                               config)
+            for i in range(n)
+        ])
+
+    notify("graph")
+    with timer("graph"):
+        transition = graph.transition_matrix(features, offsets, config)
+
+    notify("voting")
+    with timer("voting"):
+        votes = voting.superpixel_means(frame_saliency, labels, offsets)
+        masks = voting.consensus_voting(votes, transition, labels, offsets, config)
+    return ShotSegmentation(masks.astype(np.float32), kind, reason, fraction, int(offsets[-1]))
+
+
+@dataclass
+class ShotResult:
+    """One shot of a source, as :func:`iter_segment` yields it.
+
+    ``start``/``end`` are source frame indices (end exclusive). ``frame_indices``
+    are the processed (subsampled) source frames and ``masks`` their soft masks
+    ``(len(frame_indices), H, W)`` float32 at the SOURCE's frame size; both are empty
+    when the shot was skipped (``status == "skipped"``, see ``reason``).
+    """
+
+    index: int
+    start: int
+    end: int
+    status: str
+    reason: str
+    frame_indices: np.ndarray
+    masks: np.ndarray
+    saliency: str = "none"
+    dominant_fraction: float = 0.0
+    n_superpixels: int = 0
+    seconds: float = 0.0
+    previews: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    """Up to ``previews_per_shot`` ``(frame index, RGB overlay 320 px wide)`` tiles."""
+
+    def summary(self) -> dict:
+        """JSON-ready description (no masks)."""
+        return {
+            "index": self.index, "start": self.start, "end": self.end, "status": self.status,
+            "reason": self.reason, "frames": [int(i) for i in self.frame_indices],
+            "saliency": self.saliency, "dominant_fraction": round(self.dominant_fraction, 4),
+            "superpixels": self.n_superpixels, "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class SourcePlan:
+    """What the first pass over a source found; filled in by :func:`iter_segment`."""
+
+    info: SourceInfo | None = None
+    first_frame: int = 0
+    frames_read: int = 0
+    working_size: tuple[int, int] = (0, 0)
+    shots: list[tuple[int, int]] = field(default_factory=list)
+    decode_note: str | None = None
+
+
+def _read_first_pass(source: FrameSource, start: int, stop: int | None, size: tuple[int, int],
+                     config: UNLCConfig, plan: SourcePlan, timer: StageTimer
+                     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """Decode the range once: shot features for all frames, and the frames themselves
+    while they fit in FRAME_CACHE_BYTES (``None`` once they do not)."""
+    frame_bytes = size[0] * size[1] * 3
+    cache: list[np.ndarray] | None = []
+    features, chunk = [], []
+    first = None
+    with timer("decode"):
+        for index, frame in source.frames(start, stop):
+            if first is None:
+                first = index
+            small = resize_frame(frame, size)
+            chunk.append(small)
+            if cache is not None:
+                cache.append(small)
+                if len(cache) * frame_bytes > FRAME_CACHE_BYTES:
+                    cache = None
+            if len(chunk) == _FEATURE_CHUNK:
+                with timer("shots"):
+                    features.append(shots.shot_features(np.stack(chunk), config.shot_hist_bins))
+                chunk = []
+        if chunk:
+            with timer("shots"):
+                features.append(shots.shot_features(np.stack(chunk), config.shot_hist_bins))
+    plan.first_frame = start if first is None else first
+    plan.decode_note = source.decode_note
+    out = np.concatenate(features) if features else np.zeros((0, 6 * config.shot_hist_bins))
+    plan.frames_read = len(out)
+    return out, cache
+
+
+def iter_segment(
+    path: str | PathLike[str],
+    config: UNLCConfig = REFERENCE,
+    *,
+    start: int = 0,
+    max_frames: int | None = None,
+    timer: StageTimer | None = None,
+    plan: SourcePlan | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    previews_per_shot: int = 0,
+) -> Iterator[ShotResult]:
+    """Segment a video file or frame folder shot by shot.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Video file or folder of frames.
+    config : UNLCConfig
+        Parameters; defaults are the reference's.
+    start : int
+        First source frame to use (0-based).
+    max_frames : int, optional
+        Use at most this many frames from ``start``.
+    timer : StageTimer, optional
+        Accumulates seconds per stage, decoding and shot detection included.
+    plan : SourcePlan, optional
+        Filled in with what the first pass found (size, frames read, shots)
+        before the first shot is yielded.
+    on_stage : callable, optional
+        Called with a stage name (``"shot 2/3: flow"``) as each stage starts.
+    previews_per_shot : int
+        Overlay tiles to make per processed shot (evenly spaced frames).
+
+    Yields
+    ------
+    ShotResult
+        One per detected shot, in order; skipped shots included.
+
+    Raises
+    ------
+    InputError
+        The input cannot be read, has fewer than 2 (or fewer than ``min_shot``)
+        frames in the range, or frames smaller than ``min_side`` pixels.
+    """
+    timer = timer or StageTimer()
+    notify = on_stage or (lambda stage: None)
+    if start < 0:
+        raise InputError(path, f"--start must be >= 0, got {start}")
+    if max_frames is not None and max_frames < 1:
+        raise InputError(path, f"--max-frames must be >= 1, got {max_frames}")
+    source = FrameSource(path)
+    info = source.info
+    plan = plan if plan is not None else SourcePlan()
+    plan.info = info
+    if min(info.height, info.width) < config.min_side:
+        raise InputError(path, f"frames are {info.width}x{info.height} px; both sides must be at "
+                               f"least {config.min_side} px")
+    size = working_size(info.height, info.width, config.max_side)
+    plan.working_size = size
+    stop = None if max_frames is None else start + max_frames
+
+    notify("reading")
+    features, cache = _read_first_pass(source, start, stop, size, config, plan, timer)
+    n = len(features)
+    if n == 0:
+        where = f" at or after frame {start}" if start else ""
+        raise InputError(path, f"no frames could be decoded{where}")
+    if n < 2:
+        raise InputError(path, "only one frame: uNLC needs motion between at least 2 frames")
+    if n < config.min_shot:
+        raise InputError(path, f"{n} frames, fewer than the {config.min_shot} a shot needs "
+                               "(min_shot)")
+
+    notify("shots")
+    with timer("shots"):
+        plan.shots = shots.detect_shots(features, config)
+
+    frames_iter = None if cache is not None else source.frames(start, stop)
+    for shot_index, (s, e) in enumerate(plan.shots):
+        shot_start, shot_end = plan.first_frame + s, plan.first_frame + e
+        local = shots.shot_frames(s, e, config)
+        if local is None:
+            if frames_iter is not None:  # keep the second pass in step
+                for _ in range(e - s):
+                    next(frames_iter)
+            yield ShotResult(shot_index, shot_start, shot_end, "skipped",
+                             f"{e - s} frames, fewer than min_shot = {config.min_shot}",
+                             np.zeros(0, np.int64), np.zeros((0, info.height, info.width),
+                                                             np.float32))
+            continue
+        began = time.perf_counter()
+        if cache is not None:
+            frames = np.stack([cache[i] for i in local])
+        else:
+            with timer("decode"):
+                wanted = set(local.tolist())
+                frames = np.stack([resize_frame(frame, size) for i, (_, frame)
+                                   in zip(range(s, e), frames_iter, strict=False) if i in wanted])
+        result = segment_shot(frames, config, timer=timer,
+                              on_stage=lambda stage, k=shot_index: notify(
+                                  f"shot {k + 1}/{len(plan.shots)}: {stage}"))
+        with timer("resize"):
+            masks = np.stack([
+                cv2.resize(m, (info.width, info.height), interpolation=cv2.INTER_LINEAR)
+                for m in result.masks
+            ]) if size != (info.height, info.width) else result.masks
+            np.clip(masks, 0.0, 1.0, out=masks)
+        previews = []
+        for k in np.unique(np.linspace(0, len(local) - 1, previews_per_shot).round().astype(int)
+                           ) if previews_per_shot else []:
+            tile = output.overlay(frames[k], result.masks[k], config.foreground_threshold)
+            scale = _PREVIEW_WIDTH / tile.shape[1]
+            previews.append((int(local[k] + plan.first_frame), cv2.resize(
+                tile, (_PREVIEW_WIDTH, max(1, round(tile.shape[0] * scale))),
+                interpolation=cv2.INTER_AREA)))
+        yield ShotResult(shot_index, shot_start, shot_end, "processed", result.reason,
+                         local + plan.first_frame, masks, result.saliency,
+                         result.dominant_fraction, result.n_superpixels,
+                         time.perf_counter() - began, previews)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux's ``ru_maxrss``)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@dataclass
+class VideoSegmentation:
+    """All masks of a source, as :func:`segment_video` returns them.
+
+    ``masks`` maps a processed source frame index to its soft mask ``(H, W)``
+    float32 in [0, 1] at the source's size.
+    """
+
+    plan: SourcePlan
+    shots: list[ShotResult]
+    masks: dict[int, np.ndarray]
+    seconds: dict[str, float]
+
+
+def segment_video(
+    path: str | PathLike[str],
+    config: UNLCConfig = REFERENCE,
+    *,
+    start: int = 0,
+    max_frames: int | None = None,
+) -> VideoSegmentation:
+    """Segment a video file or frame folder; the Python API of ``fastunlc segment``.
+
+    Examples
+    --------
+    >>> result = segment_video("bikes.mp4", max_frames=40)       # doctest: +SKIP
+    >>> mask = result.masks[12]          # (H, W) float32, foreground = mask > 0.7
+    """
+    timer = StageTimer()
+    plan = SourcePlan()
+    results = list(iter_segment(path, config, start=start, max_frames=max_frames, timer=timer,
+                                plan=plan))
+    masks = {int(i): m for r in results for i, m in zip(r.frame_indices, r.masks, strict=True)}
+    return VideoSegmentation(plan, results, masks, dict(timer.seconds))

