@@ -146,8 +146,8 @@ def segment_shot(
     notify("descriptors")
     with timer("descriptors"):
         features = np.concatenate([
-            descriptors.superpixel_descriptors(frames[i], labels[i], int(offsets[i + 1] - offsets[i]),
-                                               config)
+            descriptors.superpixel_descriptors(frames[i], labels[i],
+                                               int(offsets[i + 1] - offsets[i]), config)
             for i in range(n)
         ])
 

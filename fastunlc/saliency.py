@@ -115,7 +115,7 @@ def upsample_saliency(
         That maximum before normalisation (0 for a motionless shot).
     """
     h, w = size
-    n, s_h, s_w = saliency.shape
+    s_h, s_w = saliency.shape[1:]
     out = np.stack([ndimage.zoom(frame, (h / s_h, w / s_w), order=1) for frame in saliency])
     out = out[:, :h, :w]
     border = int(min(h, w) * config.border_fraction)

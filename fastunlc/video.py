@@ -61,7 +61,8 @@ def _to_rgb8(image: np.ndarray, source: str | os.PathLike[str], bgr: bool) -> np
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise InputError(source, f"unsupported image layout {image.shape} (expected grey, RGB or RGBA)")
+        raise InputError(source, f"unsupported image layout {image.shape} "
+                                 "(expected grey, RGB or RGBA)")
     if image.shape[2] == 1:
         return np.repeat(image, 3, axis=2)
     image = image[:, :, :3]
@@ -114,7 +115,8 @@ class FrameSource:
 
     def _folder_frames(self, start: int, stop: int | None) -> Iterator[tuple[int, np.ndarray]]:
         h, w = self.info.height, self.info.width
-        for index in range(start, len(self._files) if stop is None else min(stop, len(self._files))):
+        end = len(self._files) if stop is None else min(stop, len(self._files))
+        for index in range(start, end):
             frame = self._read_image(self._files[index])
             if frame.shape[:2] != (h, w):
                 raise InputError(self._files[index], f"frame size {frame.shape[1]}x{frame.shape[0]}"

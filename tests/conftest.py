@@ -64,7 +64,7 @@ def opencv_data() -> Path:
 
 def read_video_frames(path: Path, start: int = 0, count: int = 10,
                       size: tuple[int, int] | None = None) -> np.ndarray:
-    """RGB uint8 frames ``(count, h, w, 3)`` of a real video via OpenCV (independent of fastunlc)."""
+    """RGB uint8 frames ``(count, h, w, 3)`` of a real video, read with OpenCV alone."""
     cap = cv2.VideoCapture(str(path))
     frames = []
     index = 0

@@ -1,8 +1,9 @@
 """Six-channel colour histograms (R, G, B, L, a, b) with ``np.histogram``'s exact binning.
 
 The reference builds each histogram with ``np.histogram(x, bins, range=(lo, hi))``:
-values outside ``[lo, hi]`` are dropped (a CIELAB L of 100.00000000000001 for pure
-white falls out of ``(0, 100)``), the last bin is closed, and a value is moved to
+values outside ``[lo, hi]`` are dropped (a CIELAB L a hair above 100, which other
+colour conversions can give for white, falls out of ``(0, 100)``), the last bin is
+closed, and a value is moved to
 its neighbour bin when rounding put it on the wrong side of an edge. ``bin_index``
 reproduces that rule so the compiled histograms equal NumPy's count for count.
 """
@@ -20,7 +21,7 @@ CHANNEL_RANGES = np.array(
 
 
 def channel_edges(bins: int) -> np.ndarray:
-    """Bin edges ``(6, bins + 1)`` float64, exactly ``np.linspace`` as ``np.histogram`` makes them."""
+    """Bin edges ``(6, bins + 1)`` float64, the ``np.linspace`` that ``np.histogram`` uses."""
     return np.stack([np.linspace(lo, hi, bins + 1) for lo, hi in CHANNEL_RANGES])
 
 
@@ -44,7 +45,10 @@ def bin_index(x: float, lo: float, hi: float, edges: np.ndarray) -> int:
 def accumulate_pixel(
     hist: np.ndarray, rgb: np.ndarray, lab: np.ndarray, y: int, x: int, edges: np.ndarray
 ) -> None:
-    """Add pixel ``(y, x)`` to ``hist`` ``(6, bins)``; ``rgb`` uint8 and ``lab`` float64 ``(h, w, 3)``."""
+    """Add pixel ``(y, x)`` to ``hist`` ``(6, bins)``.
+
+    ``rgb`` is uint8 and ``lab`` float64, both ``(h, w, 3)``.
+    """
     for c in range(3):
         v = np.float64(rgb[y, x, c])
         b = bin_index(v, CHANNEL_RANGES[c, 0], CHANNEL_RANGES[c, 1], edges[c])

@@ -9,7 +9,8 @@ from scipy.signal import convolve2d
 from ..config import REFERENCE, UNLCConfig
 
 
-def pair_saliency(flow: np.ndarray, config: UNLCConfig = REFERENCE) -> tuple[str, np.ndarray | None]:
+def pair_saliency(flow: np.ndarray, config: UNLCConfig = REFERENCE
+                  ) -> tuple[str, np.ndarray | None]:
     """Dominant-motion test and smoothed deviation of one flow field ``(h, w, 2)``.
 
     Returns ``("static" | "translating", deviation (h, w))`` or ``("none", None)``.
