@@ -1,0 +1,193 @@
+"""Neighbour graph (spec section 5): sparse FAISS transition matrix against the dense oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastunlc.config import UNLCConfig
+from fastunlc.graph import knn_graph, transition_matrix
+from fastunlc.reference import graph as reference
+
+DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+# FAISS ranks by float32 distances: a candidate may swap with one whose squared
+# distance to the query is this close (relative) to the oracle's M-th.
+TIE_RTOL = 1e-4
+# Where neighbour sets agree, float32 distances give T within this: measured 6e-6 on
+# 176-d real-patch descriptors (direct float32 sums), 8e-5 had FAISS used its BLAS form.
+T_RTOL = 2e-4
+
+SMALL = UNLCConfig(temporal_radius=2, neighbours_per_frame=4)  # M = 20
+
+
+def offsets_of(counts) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def frame_of(offsets: np.ndarray, k: int) -> np.ndarray:
+    return np.searchsorted(offsets, np.arange(k), side="right") - 1
+
+
+def compare_with_oracle(descriptors, offsets, config) -> float:
+    """Assert the fast T equals the oracle's up to near-ties; return the fraction of rows
+    whose neighbour sets are identical."""
+    fast = transition_matrix(descriptors, offsets, config)
+    dense = reference.transition_matrix(descriptors, offsets, config)
+    fast_dense = fast.toarray()
+    x = np.asarray(descriptors, dtype=np.float64)
+    identical = 0
+    for r in range(x.shape[0]):
+        mine = set(np.flatnonzero(fast_dense[r]))
+        theirs = set(np.flatnonzero(dense[r]))
+        assert len(mine) == len(theirs)
+        if mine == theirs:
+            identical += 1
+            np.testing.assert_allclose(fast_dense[r], dense[r], rtol=T_RTOL, atol=1e-12)
+            continue
+        sq = ((x - x[r]) ** 2).sum(axis=1)
+        kth = sq[sorted(theirs)].max()
+        tol = TIE_RTOL * kth + 1e-9
+        for c in mine ^ theirs:
+            assert abs(sq[c] - kth) <= tol, f"row {r}: candidate {c} is no near-tie"
+    return identical / x.shape[0]
+
+
+@pytest.fixture(scope="module")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.skip(f"OpenCV sample data not found at {DATA}")
+    return DATA
+
+
+def patch_descriptors(path: Path, n_frames: int, counts, seed: int = 0) -> np.ndarray:
+    """Colour histograms (3 x 20 bins, L1-normalised) plus location of random 15x15
+    patches of real video frames: many near-duplicates on static background."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    capture = cv2.VideoCapture(str(path))
+    rows = []
+    for f in range(n_frames):
+        ok, bgr = capture.read()
+        assert ok, f"cannot read frame {f} of {path}"
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        h, w, _ = rgb.shape
+        ys = rng.integers(0, h - 15, counts[f])
+        xs = rng.integers(0, w - 15, counts[f])
+        for y, x in zip(ys, xs, strict=True):
+            patch = rgb[y:y + 15, x:x + 15].reshape(-1, 3)
+            hists = [np.histogram(patch[:, c], 20, (0, 255))[0] / 225.0 for c in range(3)]
+            rows.append(np.concatenate([*hists, [y / h, x / w]]))
+    return np.array(rows)
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        [2, 3, 4, 30, 25, 6, 12, 40, 3, 9],  # frame 0's window holds 9 < M candidates
+        [30, 3, 25, 12],  # frames 1 and 2 both see frames 0..3: one shared search
+    ],
+)
+def test_random_descriptors_match_oracle(counts):
+    rng = np.random.default_rng(0)
+    offsets = offsets_of(counts)
+    x = rng.normal(size=(offsets[-1], 12))
+    assert compare_with_oracle(x, offsets, SMALL) > 0.99
+
+
+def test_default_config_few_candidates_keeps_all():
+    rng = np.random.default_rng(1)
+    offsets = offsets_of([5, 7, 6, 4, 8])  # 30 superpixels < M = 62: complete graph
+    x = rng.random((offsets[-1], 176))
+    T = transition_matrix(x, offsets)
+    assert np.all(np.diff(T.indptr) == 30)
+    compare_with_oracle(x, offsets, UNLCConfig())
+
+
+def test_real_descriptors_match_oracle(data_dir):
+    counts = [60, 45, 70, 50, 65, 55, 40, 60]
+    x = patch_descriptors(data_dir / "vtest.avi", len(counts), counts)
+    assert compare_with_oracle(x, offsets_of(counts), SMALL) > 0.95
+
+
+def test_structure_row_sums_window_and_self_weight():
+    rng = np.random.default_rng(2)
+    counts = rng.integers(1, 30, 12)
+    offsets = offsets_of(counts)
+    k = offsets[-1]
+    x = rng.random((k, 8))
+    config = SMALL
+    T = transition_matrix(x, offsets, config)
+    assert isinstance(T, sp.csr_matrix) and T.shape == (k, k) and T.dtype == np.float64
+    assert T.has_canonical_format
+    np.testing.assert_allclose(np.asarray(T.sum(axis=1)).ravel(), 1.0, atol=1e-12)
+    frame = frame_of(offsets, k)
+    n = len(counts)
+    window = np.array([offsets[min(n, f + 3)] - offsets[max(0, f - 2)] for f in range(n)])
+    np.testing.assert_array_equal(np.diff(T.indptr), np.minimum(20, window[frame]))
+    coo = T.tocoo()
+    assert np.all(np.abs(frame[coo.row] - frame[coo.col]) <= config.temporal_radius)
+    # Self weight 1 before normalisation: T[r, r] = 1 / sum_j exp(-d_rj^2 / 0.1).
+    indices, sq = knn_graph(x, offsets, config)
+    valid = indices >= 0
+    w = np.where(valid, np.exp(-sq.astype(np.float64) / 0.1), 0.0)
+    w[indices == np.arange(k)[:, None]] = 1.0
+    np.testing.assert_allclose(T.diagonal(), 1.0 / w.sum(axis=1), rtol=1e-12)
+    assert np.all(T.diagonal() >= T.max(axis=1).toarray().ravel())
+
+
+def test_knn_graph_shapes_and_padding():
+    rng = np.random.default_rng(3)
+    offsets = offsets_of([3, 4, 30])
+    x = rng.random((offsets[-1], 5)).astype(np.float32)
+    indices, sq = knn_graph(x, offsets, SMALL)
+    assert indices.shape == sq.shape == (37, 20)
+    assert indices.dtype == np.int64 and sq.dtype == np.float32
+    assert np.all(indices[:, 0] == np.arange(37))  # itself first: distance 0
+    assert np.all(np.diff(sq, axis=1)[np.isfinite(sq[:, 1:])] >= -1e-6)  # nearest first
+    # Frame 0's window is all 37 superpixels; with radius 2 every frame sees all.
+    assert np.all(indices >= 0) and np.all(np.isfinite(sq))
+    far = UNLCConfig(temporal_radius=1, neighbours_per_frame=4)  # M = 12, frame 0 sees 7
+    indices, sq = knn_graph(x, offsets, far)
+    assert np.all(indices[:3, 7:] == -1) and np.all(np.isinf(sq[:3, 7:]))
+    assert np.all(indices[:3, :7] >= 0) and np.all(indices[:3, :7] < 7)
+
+
+def test_identical_descriptors_keep_their_edges():
+    # The reference drops neighbours at distance exactly 0; fastunlc keeps them at weight 1.
+    x = np.zeros((6, 4))
+    x[3:] = 5.0  # far away: weight exp(-100 / 0.1) underflows to 0
+    T = transition_matrix(x, offsets_of([2, 4]), SMALL).toarray()
+    np.testing.assert_allclose(T[:3, :3], 1.0 / 3.0, rtol=1e-12)
+    np.testing.assert_allclose(T[3:, 3:], 1.0 / 3.0, rtol=1e-12)
+
+
+def test_more_duplicates_than_neighbours_still_includes_self():
+    x = np.ones((40, 3))
+    offsets = offsets_of([40])
+    config = UNLCConfig(temporal_radius=1, neighbours_per_frame=3)  # M = 9
+    indices, _ = knn_graph(x, offsets, config)
+    assert np.all(np.any(indices == np.arange(40)[:, None], axis=1))
+    T = transition_matrix(x, offsets, config)
+    assert np.all(np.diff(T.indptr) == 9)
+    np.testing.assert_allclose(T.diagonal(), 1.0 / 9.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("descriptors", "offsets", "message"),
+    [
+        (np.zeros(10), [0, 10], "descriptors must be"),
+        (np.zeros((10, 3)), [0, 4, 9], "frame_offsets must rise"),
+        (np.zeros((10, 3)), [0, 6, 4, 10], "decreasing"),
+        (np.zeros((10, 3)), [[0, 10]], "frame_offsets must be a 1-D"),
+        (np.full((10, 3), np.nan), [0, 10], "NaN"),
+        (np.zeros((10, 3), dtype=int), [0, 10], "floating point"),
+    ],
+)
+def test_bad_input(descriptors, offsets, message):
+    with pytest.raises(ValueError, match=message):
+        transition_matrix(descriptors, np.asarray(offsets))
