@@ -1,0 +1,120 @@
+// The one binding file of fastunlc._C: argument checks and NumPy conversion here, the
+// kernels in csrc/<op>/ know nothing of Python.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "flow/coarse2fine.h"
+
+namespace py = pybind11;
+
+namespace {
+
+std::string shape_of(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// (P, 2) int32 or int64 frame indices, each in [0, n_frames), as int64.
+std::vector<int64_t> pair_indices(const py::array& pairs, int64_t n_frames) {
+    const bool is32 = pairs.dtype().is(py::dtype::of<int32_t>());
+    const bool is64 = pairs.dtype().is(py::dtype::of<int64_t>());
+    if (!is32 && !is64)
+        throw py::value_error("pairs must be int32 or int64, got " + dtype_of(pairs));
+    if (pairs.ndim() != 2 || pairs.shape(1) != 2)
+        throw py::value_error("pairs must have shape (P, 2), got " + shape_of(pairs));
+    std::vector<int64_t> out(static_cast<std::size_t>(pairs.shape(0)) * 2);
+    if (is32) {
+        auto view = pairs.unchecked<int32_t, 2>();
+        for (py::ssize_t p = 0; p < view.shape(0); ++p)
+            for (int e = 0; e < 2; ++e) out[2 * p + e] = view(p, e);
+    } else {
+        auto view = pairs.unchecked<int64_t, 2>();
+        for (py::ssize_t p = 0; p < view.shape(0); ++p)
+            for (int e = 0; e < 2; ++e) out[2 * p + e] = view(p, e);
+    }
+    for (std::size_t e = 0; e < out.size(); ++e) {
+        if (out[e] < 0 || out[e] >= n_frames)
+            throw py::value_error("pairs[" + std::to_string(e / 2) + "] = (" +
+                                  std::to_string(out[e - e % 2]) + ", " +
+                                  std::to_string(out[e - e % 2 + 1]) +
+                                  ") is out of range for " + std::to_string(n_frames) + " frames");
+    }
+    return out;
+}
+
+py::array_t<float> coarse2fine_flow_pairs(const py::array& frames_in, const py::array& pairs_in,
+                                          double alpha, double ratio, int min_width,
+                                          int n_outer, int n_inner, int n_sor, int n_threads) {
+    if (!frames_in.dtype().is(py::dtype::of<double>()))
+        throw py::value_error("frames must be float64 in [0, 1], got " + dtype_of(frames_in));
+    if (frames_in.ndim() != 4 || frames_in.shape(3) != 3)
+        throw py::value_error("frames must have shape (n, h, w, 3), got " + shape_of(frames_in));
+    const auto frames = py::array_t<double, py::array::c_style>::ensure(frames_in);
+    const int64_t n_frames = frames.shape(0);
+    if (frames.shape(1) > INT32_MAX / 4 || frames.shape(2) > INT32_MAX / 4)
+        throw py::value_error("frames are too large: " + shape_of(frames_in));
+    const int height = static_cast<int>(frames.shape(1));
+    const int width = static_cast<int>(frames.shape(2));
+    const std::vector<int64_t> pairs = pair_indices(pairs_in, n_frames);
+    const int64_t n_pairs = static_cast<int64_t>(pairs.size() / 2);
+
+    fastunlc::flow::Coarse2FineParams params;
+    params.alpha = alpha;
+    params.ratio = ratio;
+    params.min_width = min_width;
+    params.n_outer = n_outer;
+    params.n_inner = n_inner;
+    params.n_sor = n_sor;
+    try {
+        fastunlc::flow::check_params(params);
+        fastunlc::flow::pyramid_levels(height, width, ratio, min_width);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    const double* data = frames.data();
+    const std::size_t n_values = static_cast<std::size_t>(frames.size());
+    for (std::size_t e = 0; e < n_values; ++e) {
+        if (!std::isfinite(data[e]))
+            throw py::value_error("frames must be finite; found " + std::to_string(data[e]) +
+                                  " at flat index " + std::to_string(e));
+    }
+    py::array_t<float> out({static_cast<py::ssize_t>(n_pairs), static_cast<py::ssize_t>(height),
+                            static_cast<py::ssize_t>(width), static_cast<py::ssize_t>(2)});
+    float* result = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fastunlc::flow::coarse2fine_flow_pairs(data, n_frames, height, width, pairs.data(),
+                                               n_pairs, params, n_threads, result);
+    }
+    return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+    m.doc() = "Compiled kernels of fastunlc (private: use the stage modules).";
+    m.def("coarse2fine_flow_pairs", &coarse2fine_flow_pairs, py::arg("frames"), py::arg("pairs"),
+          py::arg("alpha"), py::arg("ratio"), py::arg("min_width"), py::arg("n_outer"),
+          py::arg("n_inner"), py::arg("n_sor"), py::arg("n_threads") = 0,
+          R"doc(Coarse-to-fine variational optical flow (Brox et al. 2004, Ce Liu's solver) of
+many frame pairs.
+
+frames: float64 (n, h, w, 3), RGB in [0, 1], finite.
+pairs: int32 or int64 (P, 2), frame indices (a, b) in [0, n).
+alpha, ratio, min_width, n_outer, n_inner, n_sor: the solver's parameters (ratio in
+[0.4, 0.98]; iteration counts >= 1).
+n_threads: OpenMP threads over pairs; <= 0 uses OpenMP's default.
+
+Returns float32 (P, h, w, 2): flow (u = x, v = y, pixels) from frame a to frame b, so
+that frame_a(x, y) ~ frame_b(x + u, y + v). Each frame's pyramid is built once; the GIL
+is released while the pairs run. Raises ValueError for a bad argument.)doc");
+}

@@ -1,0 +1,51 @@
+// Coarse-to-fine variational optical flow (Brox et al. 2004 energy, Ce Liu's solver),
+// the flow the uNLC reference computes through pyflow. See coarse2fine.cpp for the
+// algorithm and fastunlc/reference/flow.py for the same steps in plain NumPy.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace fastunlc::flow {
+
+struct Coarse2FineParams {
+    double alpha = 0.012;  // weight of the smoothness term
+    double ratio = 0.75;   // size ratio of consecutive pyramid levels, in [0.4, 0.98]
+    int min_width = 20;    // the coarsest level is about this wide (pixels)
+    int n_outer = 7;       // outer fixed-point iterations at the finest level (+1 per level up)
+    int n_inner = 1;       // inner fixed-point iterations
+    int n_sor = 30;        // SOR sweeps at the finest level (+3 per level up)
+};
+
+// One pyramid level and how it is made from a finer image: smooth `source` (-1 for the
+// input frame, else a level index) with a Gaussian of `sigma` and `radius` taps, then
+// resample by `scale`. Level 0 is the input itself.
+struct PyramidLevel {
+    int height = 0;
+    int width = 0;
+    int source = -1;
+    double sigma = 0.0;
+    int radius = 0;
+    double scale = 1.0;
+};
+
+// Levels for frames of height x width, finest first. Throws std::invalid_argument for a
+// ratio outside [0.4, 0.98], min_width < 1, or a level that would be empty.
+std::vector<PyramidLevel> pyramid_levels(int height, int width, double ratio, int min_width);
+
+// Throws std::invalid_argument when a parameter is out of range.
+void check_params(const Coarse2FineParams& params);
+
+// Flow of every pair (a, b) of `frames`, from frame a to frame b: frame_a(x, y) is
+// close to frame_b(x + u, y + v).
+//   frames: n_frames x height x width x 3 doubles (RGB in [0, 1]), C order, finite.
+//   pairs:  n_pairs x 2 frame indices, each in [0, n_frames).
+//   out:    n_pairs x height x width x 2 floats (u, v in pixels), written in full.
+// Parallel over pairs with OpenMP (n_threads <= 0: OpenMP's default); each frame's
+// pyramid is built once. Arguments must have been validated (pyramid_levels and
+// check_params); nothing here throws once the buffers are allocated.
+void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
+                            const int64_t* pairs, int64_t n_pairs,
+                            const Coarse2FineParams& params, int n_threads, float* out);
+
+}  // namespace fastunlc::flow

@@ -1,0 +1,266 @@
+"""Optical flow stage: pair lists, resizing, the compiled c2f flow against the NumPy
+oracle, known displacements for c2f and DIS, threading and bad input."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from fastunlc.config import REFERENCE, UNLCConfig
+from fastunlc.flow import DIS_PRESET, flow_pairs, optical_flow, resize_for_flow
+from fastunlc.reference import flow as ref
+
+_C = pytest.importorskip("fastunlc._C", reason="compiled extension fastunlc._C is not built")
+
+ORACLE_TOL = 1e-5
+"""Max |C++ - NumPy oracle| in pixels. Measured: ~6e-8 (the C++ output is float32; its
+SOR update is the oracle's with products distributed, which changes only rounding)."""
+C2F = (REFERENCE.c2f_alpha, REFERENCE.c2f_ratio, REFERENCE.c2f_min_width,
+       REFERENCE.c2f_outer_iterations, REFERENCE.c2f_inner_iterations,
+       REFERENCE.c2f_sor_iterations)
+
+
+@pytest.fixture(scope="module")
+def vtest(opencv_data: Path) -> np.ndarray:
+    """First 12 frames of OpenCV's vtest.avi, RGB uint8 (576, 768)."""
+    cap = cv2.VideoCapture(str(opencv_data / "vtest.avi"))
+    frames = []
+    while len(frames) < 12:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return np.stack(frames)
+
+
+def smooth_texture(h: int, w: int, seed: int, sigma: float = 1.5) -> np.ndarray:
+    """Random RGB texture in [0, 1], smoothed so that its flow is well defined."""
+    noise = np.random.default_rng(seed).random((h, w, 3))
+    t = ndimage.gaussian_filter(noise, (sigma, sigma, 0))
+    return (t - t.min()) / (t.max() - t.min())
+
+
+def c2f_cpp(a: np.ndarray, b: np.ndarray, *params, threads: int = 1) -> np.ndarray:
+    return _C.coarse2fine_flow_pairs(np.stack([a, b]), np.array([[0, 1]]), *params, threads)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# pairs and resizing
+# ---------------------------------------------------------------------------------------------
+
+
+def test_flow_pairs_known_list():
+    assert flow_pairs(4, 2).tolist() == [[0, 1], [0, 2], [1, 0], [1, 2], [1, 3],
+                                         [2, 0], [2, 1], [2, 3], [3, 1], [3, 2]]
+    pairs = flow_pairs(40, 3)
+    assert pairs.dtype == np.int32 and pairs.shape == (228, 2)
+    assert len({tuple(p) for p in pairs.tolist()}) == 228
+    assert (np.abs(pairs[:, 1] - pairs[:, 0]) <= 3).all() and (pairs[:, 1] != pairs[:, 0]).all()
+    assert flow_pairs(1, 3).shape == (0, 2) and flow_pairs(5, 0).shape == (0, 2)
+    with pytest.raises(ValueError, match="radius"):
+        flow_pairs(5, -1)
+
+
+def test_resize_for_flow_is_bilinear_and_drops_aspect():
+    frames = np.random.default_rng(0).integers(0, 256, (3, 30, 50, 3), dtype=np.uint8)
+    small = resize_for_flow(frames, 20)
+    assert small.shape == (3, 20, 20, 3) and small.dtype == np.uint8
+    np.testing.assert_array_equal(
+        small[1], cv2.resize(frames[1], (20, 20), interpolation=cv2.INTER_LINEAR))
+    with pytest.raises(ValueError, match="uint8"):
+        resize_for_flow(frames.astype(np.float32), 20)
+
+
+# ---------------------------------------------------------------------------------------------
+# the oracle itself
+# ---------------------------------------------------------------------------------------------
+
+
+def test_reference_pyramid_sizes():
+    image = smooth_texture(100, 100, 0)
+    widths = [level.shape[1] for level in ref.gaussian_pyramid(image, 0.75, 20)]
+    assert widths == [100, 75, 56, 42, 31]  # int(100 * 0.75**i), 5 levels
+    assert ref.n_pyramid_levels(24, 0.75, 20) == 1  # never fewer than one
+
+
+def test_reference_identical_frames_give_zero_flow():
+    a = smooth_texture(20, 20, 1)
+    np.testing.assert_array_equal(ref.coarse2fine_flow(a, a, min_width=16, n_outer=2, n_sor=3), 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# C++ against the NumPy oracle
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "params"),
+    [
+        (24, (0.012, 0.75, 16, 7, 1, 30)),  # one pyramid level, reference iterations
+        (32, (0.012, 0.75, 10, 3, 1, 10)),  # four levels: 32, 24, 18, 13
+        (28, (0.03, 0.6, 8, 2, 2, 8)),  # two inner iterations, other ratio and alpha
+    ],
+)
+def test_c2f_matches_oracle_on_random_texture(size, params):
+    a = smooth_texture(size, size, seed=size)
+    b = np.clip(np.roll(a, (1, 2), axis=(0, 1)) * 0.9 + 0.05, 0, 1)
+    expected = ref.coarse2fine_flow(a, b, *params)
+    got = c2f_cpp(a, b, *params)
+    assert got.shape == (size, size, 2) and got.dtype == np.float32
+    assert np.abs(expected).max() > 0.5  # the test is not about a zero field
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ORACLE_TOL)
+
+
+def test_c2f_matches_oracle_on_real_pair_at_reference_settings(vtest):
+    """The reference's own setting: 100 x 100 frames, reference parameters (~5 s)."""
+    small = resize_for_flow(vtest[[2, 4]], 100) / 255.0
+    expected = ref.coarse2fine_flow(small[0], small[1], *C2F)
+    got = c2f_cpp(small[0], small[1], *C2F)
+    assert np.abs(expected).max() > 1.0
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ORACLE_TOL)
+
+
+def test_c2f_matches_oracle_on_non_square_real_pair(vtest):
+    small = np.stack([cv2.resize(f, (40, 30), interpolation=cv2.INTER_AREA)
+                      for f in vtest[[0, 3]]]) / 255.0
+    params = (0.012, 0.75, 12, 3, 1, 12)
+    expected = ref.coarse2fine_flow(small[0], small[1], *params)
+    np.testing.assert_allclose(c2f_cpp(small[0], small[1], *params), expected, rtol=0,
+                               atol=ORACLE_TOL)
+
+
+# ---------------------------------------------------------------------------------------------
+# known answers
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["c2f", "dis"])
+@pytest.mark.parametrize("shift", [(2.0, 1.0), (1.5, -0.75), (-3.25, 2.5)])
+def test_recovers_known_translation(method, shift):
+    """Frame b is frame a moved by (dx, dy), so frame_a(x) = frame_b(x + d): flow = d.
+
+    Measured end-point errors 10 px away from the border (mean, max): c2f 0.00-0.03 and
+    0.16 px, DIS 0.015-0.04 and 0.12 px."""
+    canvas = smooth_texture(160, 160, seed=3, sigma=2.0)
+    moved = ndimage.shift(canvas, (shift[1], shift[0], 0), order=3, mode="nearest")
+    frames = (np.stack([canvas, moved])[:, 30:130, 30:130] * 255).round().astype(np.uint8)
+    flow = optical_flow(frames, np.array([[0, 1]]), UNLCConfig(flow=method))
+    assert flow.shape == (1, 100, 100, 2) and flow.dtype == np.float32
+    error = np.linalg.norm(flow[0, 10:-10, 10:-10] - np.array(shift), axis=-1)
+    assert error.mean() < 0.06
+    assert error.max() < 0.3
+
+
+def test_identical_frames_give_zero_flow(vtest):
+    frames = resize_for_flow(vtest[:1], 40)
+    flow = optical_flow(frames, np.array([[0, 0]]))
+    np.testing.assert_array_equal(flow, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# batching, threads, shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_batched_parallel_equals_single_pairs(vtest):
+    frames = resize_for_flow(vtest[:8], 48)
+    pairs = flow_pairs(8, 3)
+    one_thread = optical_flow(frames, pairs, threads=1)
+    two_threads = optical_flow(frames, pairs, threads=2)
+    default = optical_flow(frames, pairs)
+    assert one_thread.shape == (len(pairs), 48, 48, 2) and one_thread.dtype == np.float32
+    np.testing.assert_array_equal(two_threads, one_thread)
+    np.testing.assert_array_equal(default, one_thread)
+    # Pyramids shared between pairs give the same flow as a pair on its own.
+    for p in (0, 7, len(pairs) - 1):
+        alone = optical_flow(frames, pairs[p:p + 1], threads=1)
+        np.testing.assert_array_equal(alone[0], one_thread[p])
+
+
+def test_int32_and_int64_pairs_agree(vtest):
+    frames = resize_for_flow(vtest[:3], 32) / 255.0
+    pairs = np.array([[0, 2], [2, 1]])
+    a = _C.coarse2fine_flow_pairs(frames, pairs.astype(np.int32), *C2F, 1)
+    b = _C.coarse2fine_flow_pairs(frames, pairs.astype(np.int64), *C2F, 1)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["c2f", "dis"])
+def test_shapes_and_empty_pairs(vtest, method):
+    frames = resize_for_flow(vtest[:4], 36)
+    config = UNLCConfig(flow=method)
+    assert optical_flow(frames, flow_pairs(4, 1), config).shape == (6, 36, 36, 2)
+    empty = optical_flow(frames, np.zeros((0, 2), dtype=np.int32), config)
+    assert empty.shape == (0, 36, 36, 2) and empty.dtype == np.float32
+
+
+def test_dis_uses_the_documented_preset(vtest):
+    frames = resize_for_flow(vtest[:2], 64)
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    expected = cv2.DISOpticalFlow_create(DIS_PRESET).calc(grey[1], grey[0], None)
+    got = optical_flow(frames, np.array([[1, 0]]), UNLCConfig(flow="dis"))[0]
+    np.testing.assert_array_equal(got, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------------
+
+
+def test_optical_flow_rejects_bad_input():
+    frames = np.zeros((3, 24, 24, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="uint8"):
+        optical_flow(frames.astype(np.float64), flow_pairs(3, 1))
+    with pytest.raises(ValueError, match=r"\(n, h, w, 3\)"):
+        optical_flow(frames[..., :2], flow_pairs(3, 1))
+    with pytest.raises(ValueError, match=r"\(P, 2\)"):
+        optical_flow(frames, np.array([0, 1]))
+    with pytest.raises(ValueError, match="integer"):
+        optical_flow(frames, np.array([[0.0, 1.0]]))
+    for method in ("c2f", "dis"):
+        with pytest.raises(ValueError, match=r"pairs\[1\] = \(2, 3\) is out of range for 3"):
+            optical_flow(frames, np.array([[0, 1], [2, 3]]), UNLCConfig(flow=method))
+        with pytest.raises(ValueError, match="out of range"):
+            optical_flow(frames, np.array([[-1, 0]]), UNLCConfig(flow=method))
+
+
+def test_extension_rejects_bad_input():
+    frames = np.zeros((2, 24, 24, 3))
+    pairs = np.array([[0, 1]], dtype=np.int32)
+    params = (0.012, 0.75, 20, 7, 1, 30, 1)
+    with pytest.raises(ValueError, match="float64"):
+        _C.coarse2fine_flow_pairs(frames.astype(np.float32), pairs, *params)
+    with pytest.raises(ValueError, match=r"\(n, h, w, 3\)"):
+        _C.coarse2fine_flow_pairs(frames[..., :1], pairs, *params)
+    with pytest.raises(ValueError, match="int32 or int64"):
+        _C.coarse2fine_flow_pairs(frames, pairs.astype(np.int16), *params)
+    with pytest.raises(ValueError, match=r"\(P, 2\)"):
+        _C.coarse2fine_flow_pairs(frames, pairs.T, *params)
+    with pytest.raises(ValueError, match=r"pairs\[0\] = \(0, 2\) is out of range for 2"):
+        _C.coarse2fine_flow_pairs(frames, np.array([[0, 2]]), *params)
+    with pytest.raises(ValueError, match="ratio"):
+        _C.coarse2fine_flow_pairs(frames, pairs, 0.012, 0.3, 20, 7, 1, 30, 1)
+    with pytest.raises(ValueError, match="n_sor"):
+        _C.coarse2fine_flow_pairs(frames, pairs, 0.012, 0.75, 20, 7, 1, 0, 1)
+    with pytest.raises(ValueError, match="too small"):
+        _C.coarse2fine_flow_pairs(np.zeros((2, 2, 200, 3)), pairs, *params)
+    bad = frames.copy()
+    bad[1, 3, 4, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        _C.coarse2fine_flow_pairs(bad, pairs, *params)
+
+
+def test_missing_extension_is_explained(monkeypatch):
+    import fastunlc
+
+    # As if the extension had never been built: no attribute, and the import fails.
+    monkeypatch.delattr(fastunlc, "_C", raising=False)
+    monkeypatch.setitem(sys.modules, "fastunlc._C", None)
+    with pytest.raises(ImportError, match="not built"):
+        optical_flow(np.zeros((2, 24, 24, 3), dtype=np.uint8), np.array([[0, 1]]))
