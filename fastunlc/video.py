@@ -86,6 +86,8 @@ class FrameSource:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.decode_note: str | None = None
+        """Set when decoding ended early on a damaged stream (the frames before it are used)."""
         if not self.path.exists():
             raise InputError(path, "no such file or folder")
         if self.path.is_dir():
@@ -193,9 +195,6 @@ class FrameSource:
             capture.release()
 
     # -- public ------------------------------------------------------------------------
-    decode_note: str | None = None
-    """Set when decoding ended early on a damaged stream (the frames before it are used)."""
-
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, frame)`` for source frames ``start <= index < stop``.
 

@@ -114,3 +114,19 @@ def test_upsample_all_zero_stays_zero():
 def test_bad_shapes_raise():
     with pytest.raises(ValueError, match=r"\(P, h, w, 2\)"):
         motion_saliency(np.zeros((2, 10, 10, 3), np.float32), np.zeros((2, 2), int), 2)
+
+
+def test_motion_saliency_matches_oracle_on_real_flows(opencv_data):
+    from fastunlc.config import REFERENCE
+    from fastunlc.flow import flow_pairs, optical_flow, resize_for_flow
+
+    from .conftest import read_video_frames
+
+    frames = resize_for_flow(read_video_frames(opencv_data / "vtest.avi", 0, 8), 100)
+    pairs = flow_pairs(len(frames), 3)
+    flows = optical_flow(frames, pairs, REFERENCE.replace(flow="dis"))
+    fast = motion_saliency(flows, pairs, len(frames))
+    sal, dominant, kinds = oracle.motion_saliency(flows, pairs, len(frames))
+    assert "static" in kinds  # a fixed camera: the test exercises the real regime
+    np.testing.assert_array_equal(fast.dominant, dominant)
+    np.testing.assert_allclose(fast.saliency, sal, rtol=1e-12, atol=1e-12)
