@@ -1,0 +1,7 @@
+"""``python -m fastunlc`` is the ``fastunlc`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
