@@ -217,23 +217,27 @@ def _read_first_pass(source: FrameSource, start: int, stop: int | None, size: tu
     cache: list[np.ndarray] | None = []
     features, chunk = [], []
     first = None
-    with timer("decode"):
-        for index, frame in source.frames(start, stop):
-            if first is None:
-                first = index
-            small = resize_frame(frame, size)
-            chunk.append(small)
-            if cache is not None:
-                cache.append(small)
-                if len(cache) * frame_bytes > FRAME_CACHE_BYTES:
-                    cache = None
-            if len(chunk) == _FEATURE_CHUNK:
+    frames = source.frames(start, stop)
+    while True:
+        with timer("decode"):
+            item = next(frames, None)
+            if item is not None:
+                index, frame = item
+                small = resize_frame(frame, size)
+        if item is None or len(chunk) == _FEATURE_CHUNK:
+            if chunk:
                 with timer("shots"):
                     features.append(shots.shot_features(np.stack(chunk), config.shot_hist_bins))
-                chunk = []
-        if chunk:
-            with timer("shots"):
-                features.append(shots.shot_features(np.stack(chunk), config.shot_hist_bins))
+            chunk = []
+        if item is None:
+            break
+        if first is None:
+            first = index
+        chunk.append(small)
+        if cache is not None:
+            cache.append(small)
+            if len(cache) * frame_bytes > FRAME_CACHE_BYTES:
+                cache = None
     plan.first_frame = start if first is None else first
     plan.decode_note = source.decode_note
     out = np.concatenate(features) if features else np.zeros((0, 6 * config.shot_hist_bins))
