@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 STAGES = ("decode", "shots", "flow", "saliency", "superpixels", "descriptors", "graph",
-          "voting", "resize", "write")
+          "voting", "write")
 
 
 def default_videos() -> list[Path]:

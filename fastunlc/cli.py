@@ -119,8 +119,8 @@ def _segment_one(path: str, name: str, args: argparse.Namespace, config: UNLCCon
                 args.out.mkdir(parents=True, exist_ok=True)
                 writer = ResultWriter(args.out, name)
             with timer("write"):
-                for index, mask in zip(shot.frame_indices, shot.masks, strict=True):
-                    writer.write_mask(int(index), mask)
+                for k, index in enumerate(shot.frame_indices):
+                    writer.write_mask(int(index), shot.source_mask(k))
             tiles += [(f"frame {i}", tile) for i, tile in shot.previews]
             shots.append(shot.summary())
             if bar is not None:

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 FRAME_CACHE_BYTES = 512 * 2**20
 """Videos whose working-size frames fit in this many bytes are decoded once, not twice."""
 
-_FEATURE_CHUNK = 64  # frames per shot-feature batch in the first pass
+_FEATURE_CHUNK = 16  # frames per shot-feature batch in the first pass
 _PREVIEW_WIDTH = 320
 
 
@@ -129,13 +129,18 @@ def segment_shot(
             kind = "motion"
             reason = f"{fraction:.0%} of frames have a dominant camera motion"
             small_saliency = motion.saliency
-        frame_saliency, peak = saliency.upsample_saliency(small_saliency, (h, w), config)
 
-    if kind == "motion" and peak < config.static_saliency_floor:
+    def motionless(peak: float) -> ShotSegmentation:
         # Nothing moves against the camera: every vote would be 0 (or amplified noise).
-        reason = (f"no motion: peak saliency {peak:.3g} is below static_saliency_floor "
-                  f"{config.static_saliency_floor:g}; masks are empty")
-        return ShotSegmentation(np.zeros((n, h, w), np.float32), "none", reason, fraction, 0)
+        why = (f"no motion: peak saliency {peak:.3g} is below static_saliency_floor "
+               f"{config.static_saliency_floor:g}; masks are empty")
+        return ShotSegmentation(np.zeros((n, h, w), np.float32), "none", why, fraction, 0)
+
+    # Bilinear upsampling never exceeds the largest sample, so this settles most
+    # motionless shots before any superpixel is computed.
+    small_peak = float(small_saliency.max())
+    if kind == "motion" and small_peak < config.static_saliency_floor:
+        return motionless(small_peak)
 
     notify("superpixels")
     with timer("superpixels"):
@@ -155,11 +160,15 @@ def segment_shot(
     with timer("graph"):
         transition = graph.transition_matrix(features, offsets, config)
 
+    with timer("saliency"):
+        votes, peak = saliency.superpixel_saliency(small_saliency, labels, offsets, config)
+    if kind == "motion" and peak < config.static_saliency_floor:
+        return motionless(peak)
+
     notify("voting")
     with timer("voting"):
-        votes = voting.superpixel_means(frame_saliency, labels, offsets)
         masks = voting.consensus_voting(votes, transition, labels, offsets, config)
-    return ShotSegmentation(masks.astype(np.float32), kind, reason, fraction, int(offsets[-1]))
+    return ShotSegmentation(masks, kind, reason, fraction, int(offsets[-1]))
 
 
 @dataclass
@@ -168,8 +177,9 @@ class ShotResult:
 
     ``start``/``end`` are source frame indices (end exclusive). ``frame_indices``
     are the processed (subsampled) source frames and ``masks`` their soft masks
-    ``(len(frame_indices), H, W)`` float32 at the SOURCE's frame size; both are empty
-    when the shot was skipped (``status == "skipped"``, see ``reason``).
+    ``(len(frame_indices), h, w)`` float32 at the WORKING size (at most ``max_side``);
+    :meth:`source_mask` gives one at the source's size ``source_size = (H, W)``. Both
+    are empty when the shot was skipped (``status == "skipped"``, see ``reason``).
     """
 
     index: int
@@ -179,12 +189,21 @@ class ShotResult:
     reason: str
     frame_indices: np.ndarray
     masks: np.ndarray
+    source_size: tuple[int, int]
     saliency: str = "none"
     dominant_fraction: float = 0.0
     n_superpixels: int = 0
     seconds: float = 0.0
     previews: list[tuple[int, np.ndarray]] = field(default_factory=list)
     """Up to ``previews_per_shot`` ``(frame index, RGB overlay 320 px wide)`` tiles."""
+
+    def source_mask(self, k: int) -> np.ndarray:
+        """Soft mask of the k-th processed frame at the source's size, ``(H, W)`` float32
+        in [0, 1] (bilinear resize of the working-size mask)."""
+        mask = self.masks[k]
+        if mask.shape != self.source_size:
+            mask = cv2.resize(mask, self.source_size[::-1], interpolation=cv2.INTER_LINEAR)
+        return np.clip(mask, 0.0, 1.0)
 
     def summary(self) -> dict:
         """JSON-ready description (no masks)."""
@@ -330,28 +349,32 @@ def iter_segment(
             if frames_iter is not None:  # keep the second pass in step
                 for _ in range(e - s):
                     next(frames_iter)
+            else:
+                cache[s:e] = [None] * (e - s)
             yield ShotResult(shot_index, shot_start, shot_end, "skipped",
                              f"{e - s} frames, fewer than min_shot = {config.min_shot}",
-                             np.zeros(0, np.int64), np.zeros((0, info.height, info.width),
-                                                             np.float32))
+                             np.zeros(0, np.int64), np.zeros((0, *size), np.float32),
+                             (info.height, info.width))
             continue
         began = time.perf_counter()
+        frames = np.empty((len(local), *size, 3), np.uint8)
         if cache is not None:
-            frames = np.stack([cache[i] for i in local])
+            for k, i in enumerate(local):
+                frames[k] = cache[i]
+            cache[s:e] = [None] * (e - s)  # shots come in order: done with these
         else:
             with timer("decode"):
-                wanted = set(local.tolist())
-                frames = np.stack([resize_frame(frame, size) for i, (_, frame)
-                                   in zip(range(s, e), frames_iter, strict=False) if i in wanted])
+                wanted = iter(local.tolist())
+                target = next(wanted)
+                k = 0
+                for i, (_, frame) in zip(range(s, e), frames_iter, strict=False):
+                    if i == target:
+                        frames[k] = resize_frame(frame, size)
+                        k += 1
+                        target = next(wanted, -1)
         result = segment_shot(frames, config, timer=timer,
                               on_stage=lambda stage, k=shot_index: notify(
                                   f"shot {k + 1}/{len(plan.shots)}: {stage}"))
-        with timer("resize"):
-            masks = np.stack([
-                cv2.resize(m, (info.width, info.height), interpolation=cv2.INTER_LINEAR)
-                for m in result.masks
-            ]) if size != (info.height, info.width) else result.masks
-            np.clip(masks, 0.0, 1.0, out=masks)
         previews = []
         for k in np.unique(np.linspace(0, len(local) - 1, previews_per_shot).round().astype(int)
                            ) if previews_per_shot else []:
@@ -361,8 +384,8 @@ def iter_segment(
                 tile, (_PREVIEW_WIDTH, max(1, round(tile.shape[0] * scale))),
                 interpolation=cv2.INTER_AREA)))
         yield ShotResult(shot_index, shot_start, shot_end, "processed", result.reason,
-                         local + plan.first_frame, masks, result.saliency,
-                         result.dominant_fraction, result.n_superpixels,
+                         local + plan.first_frame, result.masks, (info.height, info.width),
+                         result.saliency, result.dominant_fraction, result.n_superpixels,
                          time.perf_counter() - began, previews)
 
 
@@ -403,5 +426,5 @@ def segment_video(
     plan = SourcePlan()
     results = list(iter_segment(path, config, start=start, max_frames=max_frames, timer=timer,
                                 plan=plan))
-    masks = {int(i): m for r in results for i, m in zip(r.frame_indices, r.masks, strict=True)}
+    masks = {int(i): r.source_mask(k) for r in results for k, i in enumerate(r.frame_indices)}
     return VideoSegmentation(plan, results, masks, dict(timer.seconds))

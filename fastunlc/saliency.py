@@ -114,17 +114,73 @@ def upsample_saliency(
     peak : float
         That maximum before normalisation (0 for a motionless shot).
     """
-    h, w = size
-    s_h, s_w = saliency.shape[1:]
-    out = np.stack([ndimage.zoom(frame, (h / s_h, w / s_w), order=1) for frame in saliency])
-    out = out[:, :h, :w]
-    border = int(min(h, w) * config.border_fraction)
-    if border > 0:
-        out[:, :border] = 0
-        out[:, -border:] = 0
-        out[:, :, :border] = 0
-        out[:, :, -border:] = 0
+    out = np.empty((len(saliency), *size))
+    for f, frame in enumerate(saliency):
+        out[f] = _upsample_frame(frame, size, config)
     peak = float(out.max()) if out.size else 0.0
     if peak > 0:
         out /= peak
     return out, peak
+
+
+def _upsample_frame(frame: np.ndarray, size: tuple[int, int], config: UNLCConfig) -> np.ndarray:
+    """One frame of :func:`upsample_saliency` before normalisation: ``(h, w)`` float64."""
+    h, w = size
+    out = ndimage.zoom(frame, (h / frame.shape[0], w / frame.shape[1]), order=1)[:h, :w]
+    border = int(min(h, w) * config.border_fraction)
+    if border > 0:
+        out[:border] = 0
+        out[-border:] = 0
+        out[:, :border] = 0
+        out[:, -border:] = 0
+    return out
+
+
+def superpixel_saliency(
+    saliency: np.ndarray, labels: np.ndarray, frame_offsets: np.ndarray,
+    config: UNLCConfig = REFERENCE,
+) -> tuple[np.ndarray, float]:
+    """Initial votes: mean normalised saliency of each superpixel (spec section 6).
+
+    Equal to ``superpixel_means(upsample_saliency(saliency, (h, w))[0], labels, ...)``
+    but computed a frame at a time, so the shot's full-resolution saliency
+    (``n x h x w`` float64, 280 MB for 110 frames at 650 px) never exists.
+
+    Parameters
+    ----------
+    saliency : (n, s, s) float
+        Per-frame saliency at flow resolution.
+    labels : (n, h, w) int
+        Superpixel labels, contiguous ``0 .. n_f - 1`` per frame.
+    frame_offsets : (n + 1,) int
+        Frame f owns superpixels ``frame_offsets[f] .. frame_offsets[f + 1] - 1``.
+    config : UNLCConfig
+        Uses ``border_fraction``.
+
+    Returns
+    -------
+    votes : (k,) float64
+        Mean of the upsampled, border-zeroed saliency over each superpixel's pixels,
+        divided by the shot's peak when that is > 0; values in [0, 1].
+    peak : float
+        The shot's maximum saliency before normalisation (as :func:`upsample_saliency`).
+    """
+    n, h, w = labels.shape
+    if len(saliency) != n or len(frame_offsets) != n + 1:
+        raise ValueError(f"saliency, labels and frame_offsets disagree on the frame count: "
+                         f"{len(saliency)}, {n}, {len(frame_offsets) - 1}")
+    votes = np.empty(int(frame_offsets[-1]))
+    peak = 0.0
+    for f in range(n):
+        frame = _upsample_frame(saliency[f], (h, w), config)
+        peak = max(peak, float(frame.max()))
+        start, stop = int(frame_offsets[f]), int(frame_offsets[f + 1])
+        flat = labels[f].ravel()
+        sums = np.bincount(flat, weights=frame.ravel(), minlength=stop - start)
+        counts = np.bincount(flat, minlength=stop - start)
+        if sums.size != stop - start or not counts.all():
+            raise ValueError(f"labels of frame {f} must be contiguous 0..{stop - start - 1}")
+        votes[start:stop] = sums / counts
+    if peak > 0:
+        votes /= peak
+    return votes, peak

@@ -72,9 +72,9 @@ def shot_features(frames: np.ndarray, bins: int = 40) -> np.ndarray:
     if n == 0 or h == 0 or w == 0:
         return out
     edges = channel_edges(bins)
-    # Lab is float64 (24 bytes a pixel); convert a few frames at a time so a
-    # chunk of large frames does not triple its memory at once.
-    step = max(1, (1 << 21) // (h * w))
+    # Lab is float64 (24 bytes a pixel) and rgb2lab makes several temporaries:
+    # convert about half a million pixels at a time to keep the peak small.
+    step = max(1, (1 << 19) // (h * w))
     for s in range(0, n, step):
         rgb = np.ascontiguousarray(frames[s : s + step])
         # One rgb2lab call per frame, as the reference makes it.

@@ -306,11 +306,12 @@ def consensus_voting(
 
     Returns
     -------
-    (n, h, w) float64
+    (n, h, w) float32
         Soft masks in [0, 1] (each frame's votes peak at 1 after an iteration; blob
         edits write ``low_energy_value`` and ``threshold - 1e-5``); foreground is
         ``mask > config.foreground_threshold``. A frame whose votes are all zero stays
-        zero.
+        zero. Everything up to the last step runs in float64: the masks are the float64
+        result rounded once to float32.
 
     Raises
     ------
@@ -367,6 +368,11 @@ def consensus_voting(
         votes = means
         logger.debug("voting round %d: %d superpixels above %.2f", r + 1,
                      int(np.count_nonzero(votes > threshold)), threshold)
-    mask = _paint(votes, labels, offsets)
-    _suppress_small(mask, threshold, config.relative_blob_size)
-    return mask
+    # Paint frame by frame into float32: one float64 frame at a time instead of the
+    # whole shot (a 110-frame 650-px shot would need 280 MB in float64).
+    masks = np.empty(labels.shape, dtype=np.float32)
+    for f in range(labels.shape[0]):
+        frame = _paint(votes, labels[f:f + 1], offsets[f:f + 2])
+        _suppress_small(frame, threshold, config.relative_blob_size)
+        masks[f] = frame[0]
+    return masks

@@ -130,3 +130,20 @@ def test_motion_saliency_matches_oracle_on_real_flows(opencv_data):
     assert "static" in kinds  # a fixed camera: the test exercises the real regime
     np.testing.assert_array_equal(fast.dominant, dominant)
     np.testing.assert_allclose(fast.saliency, sal, rtol=1e-12, atol=1e-12)
+
+
+def test_superpixel_saliency_equals_means_of_the_upsampled_shot():
+    from fastunlc.saliency import superpixel_saliency
+    from fastunlc.voting import superpixel_means
+
+    rng = np.random.default_rng(8)
+    small = rng.random((3, 100, 100)) * 4
+    labels = np.stack([(np.arange(60 * 80).reshape(60, 80) // 37) % 50 for _ in range(3)])
+    labels = labels.astype(np.int32)
+    offsets = np.array([0, 50, 100, 150])
+    votes, peak = superpixel_saliency(small, labels, offsets)
+    full, full_peak = upsample_saliency(small, (60, 80))
+    assert peak == full_peak
+    np.testing.assert_allclose(votes, superpixel_means(full, labels, offsets), rtol=1e-12)
+    with pytest.raises(ValueError, match="contiguous"):
+        superpixel_saliency(small, labels, np.array([0, 50, 100, 160]))
