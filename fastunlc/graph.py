@@ -12,6 +12,8 @@ about M non-zeros per row, built frame by frame from FAISS exact k-NN searches.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import faiss
 import numpy as np
@@ -99,6 +101,33 @@ def knn_graph(
     sq_distances = np.full((k, m), np.inf, dtype=np.float32)
     first = np.maximum(np.arange(n) - radius, 0)
     last = np.minimum(np.arange(n) + radius, n - 1)
+    with _blas_distances():
+        _search_windows(centred, offsets, first, last, m, indices, sq_distances)
+    return indices, sq_distances
+
+
+@contextmanager
+def _blas_distances() -> Iterator[None]:
+    """Make FAISS compute distances as ``|x|² + |y|² - 2 x·y`` through BLAS.
+
+    FAISS picks BLAS only from ``queries x d >= 128,000``; a frame's 400 queries x 176
+    dims fall below that and take the direct SIMD loop, which measured 4.5x slower
+    here (2.0 s against 0.45 s for a 40-frame shot's graph). The setting is
+    process-wide, so it is restored on exit.
+    """
+    previous = faiss.cvar.distance_compute_blas_threshold
+    faiss.cvar.distance_compute_blas_threshold = 1
+    try:
+        yield
+    finally:
+        faiss.cvar.distance_compute_blas_threshold = previous
+
+
+def _search_windows(centred: np.ndarray, offsets: np.ndarray, first: np.ndarray,
+                    last: np.ndarray, m: int, indices: np.ndarray,
+                    sq_distances: np.ndarray) -> None:
+    """Fill ``indices`` / ``sq_distances`` (k, M) with one exact search per window."""
+    n = offsets.size - 1
     f = 0
     while f < n:
         # Consecutive frames with the same window share one search.
@@ -122,7 +151,6 @@ def knn_graph(
         dist[missing, -1] = 0.0
         indices[q0:q1, :width] = idx
         sq_distances[q0:q1, :width] = np.maximum(dist, 0.0)
-    return indices, sq_distances
 
 
 def transition_matrix(
