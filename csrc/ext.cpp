@@ -53,7 +53,8 @@ std::vector<int64_t> pair_indices(const py::array& pairs, int64_t n_frames) {
 
 py::array_t<float> coarse2fine_flow_pairs(const py::array& frames_in, const py::array& pairs_in,
                                           double alpha, double ratio, int min_width,
-                                          int n_outer, int n_inner, int n_sor, int n_threads) {
+                                          int n_outer, int n_inner, int n_sor, int n_threads,
+                                          int pack) {
     if (!frames_in.dtype().is(py::dtype::of<double>()))
         throw py::value_error("frames must be float64 in [0, 1], got " + dtype_of(frames_in));
     if (frames_in.ndim() != 4 || frames_in.shape(3) != 3)
@@ -74,6 +75,10 @@ py::array_t<float> coarse2fine_flow_pairs(const py::array& frames_in, const py::
     params.n_outer = n_outer;
     params.n_inner = n_inner;
     params.n_sor = n_sor;
+    if (pack != 0 && pack != 1 && pack != fastunlc::flow::kPackWidth)
+        throw py::value_error("pack must be 0, 1 or " +
+                              std::to_string(fastunlc::flow::kPackWidth) + ", got " +
+                              std::to_string(pack));
     try {
         fastunlc::flow::check_params(params);
         fastunlc::flow::pyramid_levels(height, width, ratio, min_width);
@@ -93,7 +98,7 @@ py::array_t<float> coarse2fine_flow_pairs(const py::array& frames_in, const py::
     {
         py::gil_scoped_release release;
         fastunlc::flow::coarse2fine_flow_pairs(data, n_frames, height, width, pairs.data(),
-                                               n_pairs, params, n_threads, result);
+                                               n_pairs, params, n_threads, pack, result);
     }
     return out;
 }
@@ -104,7 +109,7 @@ PYBIND11_MODULE(_C, m) {
     m.doc() = "Compiled kernels of fastunlc (private: use the stage modules).";
     m.def("coarse2fine_flow_pairs", &coarse2fine_flow_pairs, py::arg("frames"), py::arg("pairs"),
           py::arg("alpha"), py::arg("ratio"), py::arg("min_width"), py::arg("n_outer"),
-          py::arg("n_inner"), py::arg("n_sor"), py::arg("n_threads") = 0,
+          py::arg("n_inner"), py::arg("n_sor"), py::arg("n_threads") = 0, py::arg("pack") = 0,
           R"doc(Coarse-to-fine variational optical flow (Brox et al. 2004, Ce Liu's solver) of
 many frame pairs.
 
@@ -112,7 +117,11 @@ frames: float64 (n, h, w, 3), RGB in [0, 1], finite.
 pairs: int32 or int64 (P, 2), frame indices (a, b) in [0, n).
 alpha, ratio, min_width, n_outer, n_inner, n_sor: the solver's parameters (ratio in
 [0.4, 0.98]; iteration counts >= 1).
-n_threads: OpenMP threads over pairs; <= 0 uses OpenMP's default.
+n_threads: OpenMP threads; <= 0 uses OpenMP's default.
+pack: 0 (default) solves pairs 8 at a time in SIMD lanes, a remainder of 1 or 2 pairs
+one at a time; 8 puts any remainder in a pack too; 1 solves one pair at a time. Every
+choice gives the same flow, bit for bit (the packed solver does each lane's arithmetic
+exactly as the single-pair one): the option exists to test that.
 
 Returns float32 (P, h, w, 2): flow (u = x, v = y, pixels) from frame a to frame b, so
 that frame_a(x, y) ~ frame_b(x + u, y + v). Each frame's pyramid is built once; the GIL

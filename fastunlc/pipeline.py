@@ -28,8 +28,11 @@ from .video import FrameSource, SourceInfo, resize_frame, working_size
 
 logger = logging.getLogger(__name__)
 
-FRAME_CACHE_BYTES = 512 * 2**20
-"""Videos whose working-size frames fit in this many bytes are decoded once, not twice."""
+FRAME_CACHE_BYTES = 128 * 2**20
+"""Videos whose working-size frames fit in this many bytes are decoded once, not twice.
+
+Longer ones are decoded again shot by shot, so memory does not grow with the video's
+length; decoding costs a few ms per frame, a small price for that bound."""
 
 _FEATURE_CHUNK = 16  # frames per shot-feature batch in the first pass
 _PREVIEW_WIDTH = 320

@@ -10,6 +10,14 @@
 // linear system for the increment (du, dv) by lexicographic SOR. Floating-point
 // operations follow the reference's order except in the SOR update (see SorCoeffs), so
 // the result agrees with pyflow and with fastunlc/reference/flow.py to rounding.
+//
+// Speed. All pairs of a shot have the same size and run the same steps, so the solver is
+// written once for an element type T and run with T = Pack (lanes.h): kPackWidth pairs
+// side by side, one per SIMD lane, each lane doing exactly the arithmetic of T = double on
+// its own pair (the only data-dependent branches, the warp's "outside the image" test and
+// the silent-channel switch, become per-lane selects). The SOR sweep, a recurrence along
+// each row, then advances kPackWidth pairs for the price of one; its sweeps are run as a
+// wavefront (see sor_sweeps) so that the packed coefficients stay in the L2 cache.
 #include "flow/coarse2fine.h"
 
 #include <omp.h>
@@ -21,6 +29,9 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "flow/filters.h"
+#include "flow/lanes.h"
 
 namespace fastunlc::flow {
 namespace {
@@ -41,82 +52,13 @@ constexpr double kPresmooth[5] = {0.02, 0.11, 0.74, 0.11, 0.02};
 constexpr double kBlendFirst = 0.4;   // weights of F1 and warped F2 in the blend whose
 constexpr double kBlendSecond = 0.6;  // derivatives linearise the data term
 constexpr double kLuma[3] = {0.299, 0.587, 0.114};
-
-inline int clamp_index(int i, int n) { return i < 0 ? 0 : (i >= n ? n - 1 : i); }
-
-// Correlation with 2 * radius + 1 taps along x (rows) or y (columns) of an h x w image
-// with c interleaved channels; the border is replicated.
-void correlate_x(const double* src, double* dst, int h, int w, int c, const double* taps,
-                 int radius) {
-    for (int i = 0; i < h; ++i) {
-        const double* row = src + static_cast<std::size_t>(i) * w * c;
-        double* out = dst + static_cast<std::size_t>(i) * w * c;
-        for (int j = 0; j < w; ++j) {
-            double* o = out + static_cast<std::size_t>(j) * c;
-            for (int k = 0; k < c; ++k) o[k] = 0.0;
-            for (int l = -radius; l <= radius; ++l) {
-                const double t = taps[l + radius];
-                const double* s = row + static_cast<std::size_t>(clamp_index(j + l, w)) * c;
-                for (int k = 0; k < c; ++k) o[k] += s[k] * t;
-            }
-        }
-    }
-}
-
-void correlate_y(const double* src, double* dst, int h, int w, int c, const double* taps,
-                 int radius) {
-    const std::size_t line = static_cast<std::size_t>(w) * c;
-    for (int i = 0; i < h; ++i) {
-        double* out = dst + i * line;
-        for (std::size_t e = 0; e < line; ++e) out[e] = 0.0;
-        for (int l = -radius; l <= radius; ++l) {
-            const double t = taps[l + radius];
-            const double* s = src + clamp_index(i + l, h) * line;
-            for (std::size_t e = 0; e < line; ++e) out[e] += s[e] * t;
-        }
-    }
-}
-
-// x first, then y; `tmp` holds h * w * c values.
-void separable(const double* src, double* dst, double* tmp, int h, int w, int c,
-               const double* taps, int radius) {
-    correlate_x(src, tmp, h, w, c, taps, radius);
-    correlate_y(tmp, dst, h, w, c, taps, radius);
-}
-
-// Bilinear sample at (x, y): the integer part truncates towards zero, the fraction is
-// clipped to [0, 1] and the corner indices to the image, so outside points read the border.
-inline void sample_bilinear(const double* img, int h, int w, int c, double x, double y,
-                            double* out) {
-    const int x0 = static_cast<int>(x);
-    const int y0 = static_cast<int>(y);
-    const double fx = std::max(std::min(x - x0, 1.0), 0.0);
-    const double fy = std::max(std::min(y - y0, 1.0), 0.0);
-    const int xs[2] = {clamp_index(x0, w), clamp_index(x0 + 1, w)};
-    const int ys[2] = {clamp_index(y0, h), clamp_index(y0 + 1, h)};
-    const double wx[2] = {1.0 - fx, fx};
-    const double wy[2] = {1.0 - fy, fy};
-    for (int k = 0; k < c; ++k) out[k] = 0.0;
-    for (int m = 0; m < 2; ++m) {
-        for (int n = 0; n < 2; ++n) {
-            const double s = wx[m] * wy[n];
-            const double* p = img + (static_cast<std::size_t>(ys[n]) * w + xs[m]) * c;
-            for (int k = 0; k < c; ++k) out[k] += p[k] * s;
-        }
-    }
-}
-
-// Output pixel (i, j) reads the input at ((i + 1) / scale_y - 1, (j + 1) / scale_x - 1).
-void resample(const double* src, int sh, int sw, int c, double* dst, int dh, int dw,
-              double scale_y, double scale_x) {
-    for (int i = 0; i < dh; ++i) {
-        for (int j = 0; j < dw; ++j) {
-            const double x = static_cast<double>(j + 1) / scale_x - 1;
-            const double y = static_cast<double>(i + 1) / scale_y - 1;
-            sample_bilinear(src, sh, sw, c, x, y, dst + (static_cast<std::size_t>(i) * dw + j) * c);
-        }
-    }
-}
+// Bytes of SOR coefficients and increments that a wavefront of sweeps keeps in flight;
+// below the L2 cache of current x86-64 and Arm cores (512 KiB - 2 MiB per core).
+constexpr std::size_t kSorCacheBytes = 384 * 1024;
+// A remainder of fewer pairs than this (after the full packs) is solved one pair at a
+// time; from this many on, in one pack with idle lanes (measured: a pack costs about as
+// much as kMinPackFill single pairs).
+constexpr int kMinPackFill = 3;
 
 std::vector<double> gaussian_taps(double sigma, int radius) {
     std::vector<double> taps(2 * radius + 1);
@@ -219,52 +161,84 @@ void build_pyramid(const Plan& plan, const double* frame, PyramidScratch& s, dou
 // products distributed, so that each pixel waits on its left neighbour through a single
 // multiply-add; it changes the result only by rounding. Neighbour order: left, right,
 // up, down.
+template <class T>
 struct SorCoeffs {
-    double base_u, couple_u, nb_u[4];
-    double base_v, couple_v, nb_v[4];
+    T base_u, couple_u, nb_u[4];
+    T base_v, couple_v, nb_v[4];
 };
 
-// Per-thread buffers for solving one pair, sized for the finest level. The increments
-// (du, dv interleaved) live on a grid padded by one zero pixel on every side, so the
-// SOR sweep needs no border tests: a missing neighbour has a zero coefficient.
+// Per-thread buffers for solving one pair (T = double) or one pack of pairs (T = Pack),
+// sized for the finest level. The increments (du, dv interleaved) live on a grid padded
+// by one zero pixel on every side, so the SOR sweep needs no border tests: a missing
+// neighbour has a zero coefficient.
+template <class T>
 struct Workspace {
-    std::vector<double> u, v, u_next, v_next, phi;                  // h * w
-    std::vector<double> warped, smooth1, smooth2, tmp, ix, iy, it;  // h * w * 5
-    std::vector<SorCoeffs> sor;                                     // h * w
-    std::vector<double> inc;                                        // (h + 2) * (w + 2) * 2
+    std::vector<T> u, v, u_next, v_next, phi;                      // h * w
+    std::vector<T> f1, warped, smooth1, smooth2, tmp, ix, iy, it;  // h * w * 5
+    std::vector<SorCoeffs<T>> sor;                                 // h * w
+    std::vector<T> inc;                                            // (h + 2) * (w + 2) * 2
 
     Workspace(int h, int w) {
         const std::size_t pixels = static_cast<std::size_t>(h) * w;
         for (auto* b : {&u, &v, &u_next, &v_next, &phi}) b->resize(pixels);
-        for (auto* b : {&warped, &smooth1, &smooth2, &tmp, &ix, &iy, &it})
+        for (auto* b : {&f1, &warped, &smooth1, &smooth2, &tmp, &ix, &iy, &it})
             b->resize(pixels * kFeatures);
         sor.resize(pixels);
         inc.resize(static_cast<std::size_t>(h + 2) * (w + 2) * 2);
     }
 };
 
-// warped = F2 sampled at (x + u, y + v), or F1 where that point leaves the image.
-void warp(const double* f1, const double* f2, const double* u, const double* v, int h, int w,
-          double* warped) {
+// dst[e] gets element e of lane l's source in lane l.
+template <class T>
+void interleave(const double* const* src, std::size_t n, T* dst) {
+    for (std::size_t e = 0; e < n; ++e)
+        for (int l = 0; l < lanes_of<T>; ++l) set_lane(dst[e], l, src[l][e]);
+}
+
+// warped = F2 sampled at (x + u, y + v), or F1 where that point leaves the image. F2 is
+// given per lane (f2[l]: that lane's frame), as the sample points differ between lanes.
+template <class T>
+void warp(const T* f1, const double* const* f2, const T* u, const T* v, int h, int w,
+          T* warped) {
     for (int i = 0; i < h; ++i) {
         for (int j = 0; j < w; ++j) {
             const std::size_t q = static_cast<std::size_t>(i) * w + j;
-            const double x = j + u[q];
-            const double y = i + v[q];
-            double* out = warped + kFeatures * q;
-            if (x < 0 || x > w - 1 || y < 0 || y > h - 1) {
-                for (int k = 0; k < kFeatures; ++k) out[k] = f1[kFeatures * q + k];
-            } else {
-                sample_bilinear(f2, h, w, kFeatures, x, y, out);
+            for (int l = 0; l < lanes_of<T>; ++l) {
+                const double x = j + lane(u[q], l);
+                const double y = i + lane(v[q], l);
+                double out[kFeatures];
+                if (x < 0 || x > w - 1 || y < 0 || y > h - 1) {
+                    for (int k = 0; k < kFeatures; ++k) out[k] = lane(f1[kFeatures * q + k], l);
+                } else {
+                    sample_bilinear(f2[l], h, w, kFeatures, x, y, out);
+                }
+                for (int k = 0; k < kFeatures; ++k) set_lane(warped[kFeatures * q + k], l, out[k]);
             }
         }
     }
 }
 
+// Mean absolute residual |F1 - warped F2| per channel, over the residuals in (0, kMaxResidual).
+template <class T>
+void residual_noise(const T* f1, const T* warped, std::size_t pixels, T noise[kFeatures]) {
+    for (int k = 0; k < kFeatures; ++k) {
+        // Adding a zero instead of skipping a residual leaves the (never -0) sum unchanged.
+        T total{}, count{};
+        for (std::size_t q = 0; q < pixels; ++q) {
+            const T d = abs_lanes(f1[kFeatures * q + k] - warped[kFeatures * q + k]);
+            const auto counted = (d > 0.0) & (d < kMaxResidual);
+            total += select(counted, d, T{});
+            count += select(counted, splat<T>(1.0), T{});
+        }
+        noise[k] = select(count > 0.0, total / count, splat<T>(kNoResidual));
+    }
+}
+
 // -div(phi grad f) at pixel (i, j): phi of a pixel weighs the edges to its right and below.
-inline double weighted_laplacian(const double* f, const double* phi, int h, int w, int i, int j) {
+template <class T>
+inline T weighted_laplacian(const T* f, const T* phi, int h, int w, int i, int j) {
     const std::size_t q = static_cast<std::size_t>(i) * w + j;
-    double acc = 0.0;
+    T acc{};
     if (j < w - 1) acc -= (f[q + 1] - f[q]) * phi[q];
     if (j > 0) acc += (f[q] - f[q - 1]) * phi[q - 1];
     if (i < h - 1) acc -= (f[q + w] - f[q]) * phi[q];
@@ -272,165 +246,205 @@ inline double weighted_laplacian(const double* f, const double* phi, int h, int 
     return acc;
 }
 
-// Outer fixed-point iterations at one level; updates ws.u, ws.v, ws.warped and `noise`.
-void refine_level(const double* f1, const double* f2, int h, int w, double alpha, int n_outer,
-                  int n_inner, int n_sor, double noise[kFeatures], Workspace& ws) {
-    const std::size_t pixels = static_cast<std::size_t>(h) * w;
-    const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);  // of the padded grid
-    const std::size_t padded = static_cast<std::size_t>(h + 2) * stride;
+// Spatial (ix, iy) and temporal (it) derivatives of the data term around the current flow.
+template <class T>
+__attribute__((noinline)) void linearise(Workspace<T>& ws, int h, int w) {
+    const std::size_t n = static_cast<std::size_t>(h) * w * kFeatures;
+    const T* s1 = ws.smooth1.data();
+    T* s2 = ws.smooth2.data();
+    T* blend = ws.tmp.data();
+    separable(ws.warped.data(), s2, blend, h, w, kFeatures, kPresmooth, 2);
+    for (std::size_t e = 0; e < n; ++e) {
+        blend[e] = s1[e] * kBlendFirst;
+        blend[e] += s2[e] * kBlendSecond;
+        ws.it[e] = s2[e] - s1[e];
+    }
+    correlate_x(blend, ws.ix.data(), h, w, kFeatures, kDerivative, 2);
+    correlate_y(blend, ws.iy.data(), h, w, kFeatures, kDerivative, 2);
+}
+
+// Robust weight of the smoothness term, from the flow u + du (du: the padded increments).
+template <class T>
+__attribute__((noinline)) void smoothness_weights(const T* u, const T* v, const T* inc, int h,
+                                                  int w, T* phi) {
+    const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
     const double eps2 = std::pow(kEpsilon, 2);
-    const double prior = alpha * kIncrementPrior;
-    const double relax = 1 - kOmega;
-    double* u = ws.u.data();
-    double* v = ws.v.data();
-    double* phi = ws.phi.data();
-    double* inc = ws.inc.data();
-    SorCoeffs* sor = ws.sor.data();
-    // Increment (du, dv) of pixel q = i * w + j in the padded grid.
-    auto at = [&](int i, int j) { return inc + (i + 1) * stride + 2 * (j + 1); };
-    separable(f1, ws.smooth1.data(), ws.tmp.data(), h, w, kFeatures, kPresmooth, 2);
-
-    for (int outer = 0; outer < n_outer; ++outer) {
-        // Linearise the data term around the current flow.
-        const double* s1 = ws.smooth1.data();
-        double* s2 = ws.smooth2.data();
-        double* blend = ws.tmp.data();
-        separable(ws.warped.data(), s2, blend, h, w, kFeatures, kPresmooth, 2);
-        for (std::size_t e = 0; e < pixels * kFeatures; ++e) {
-            blend[e] = s1[e] * kBlendFirst;
-            blend[e] += s2[e] * kBlendSecond;
-            ws.it[e] = s2[e] - s1[e];
-        }
-        correlate_x(blend, ws.ix.data(), h, w, kFeatures, kDerivative, 2);
-        correlate_y(blend, ws.iy.data(), h, w, kFeatures, kDerivative, 2);
-        bool active[kFeatures];
-        for (int k = 0; k < kFeatures; ++k) active[k] = !(noise[k] < kSilentChannel);
-        std::fill(inc, inc + padded, 0.0);
-
-        for (int inner = 0; inner < n_inner; ++inner) {
-            // Robust weight of the smoothness term, from the flow u + du.
-            for (int i = 0; i < h; ++i) {
-                for (int j = 0; j < w; ++j) {
-                    const std::size_t q = static_cast<std::size_t>(i) * w + j;
-                    const double* d = at(i, j);
-                    double ux = 0.0, uy = 0.0, vx = 0.0, vy = 0.0;
-                    if (j < w - 1) {
-                        ux = (u[q + 1] + d[2]) - (u[q] + d[0]);
-                        vx = (v[q + 1] + d[3]) - (v[q] + d[1]);
-                    }
-                    if (i < h - 1) {
-                        uy = (u[q + w] + d[stride]) - (u[q] + d[0]);
-                        vy = (v[q + w] + d[stride + 1]) - (v[q] + d[1]);
-                    }
-                    phi[q] = 0.5 / std::sqrt(ux * ux + uy * uy + vx * vx + vy * vy + eps2);
-                }
+    for (int i = 0; i < h; ++i) {
+        const T* d = inc + (i + 1) * stride + 2;
+        for (int j = 0; j < w; ++j, d += 2) {
+            const std::size_t q = static_cast<std::size_t>(i) * w + j;
+            T ux{}, uy{}, vx{}, vy{};
+            if (j < w - 1) {
+                ux = (u[q + 1] + d[2]) - (u[q] + d[0]);
+                vx = (v[q + 1] + d[3]) - (v[q] + d[1]);
             }
-            // Robust weights of the data term, averaged over the feature channels, give
-            // each pixel's 2x2 system.
-            for (int i = 0; i < h; ++i) {
-                for (int j = 0; j < w; ++j) {
-                    const std::size_t q = static_cast<std::size_t>(i) * w + j;
-                    const double* d = at(i, j);
-                    double sxx = 0.0, sxy = 0.0, syy = 0.0, sxt = 0.0, syt = 0.0;
-                    for (int k = 0; k < kFeatures; ++k) {
-                        const double gx = ws.ix[kFeatures * q + k];
-                        const double gy = ws.iy[kFeatures * q + k];
-                        const double gt = ws.it[kFeatures * q + k];
-                        double r = gt + gx * d[0] + gy * d[1];
-                        r *= r;
-                        const double psi = active[k] ? 1 / (2 * std::sqrt(r + eps2)) : 0.0;
-                        sxx += psi * gx * gx;
-                        sxy += psi * gx * gy;
-                        syy += psi * gy * gy;
-                        sxt += psi * gx * gt;
-                        syt += psi * gy * gt;
-                    }
-                    const double axx = sxx / kFeatures, axy = sxy / kFeatures;
-                    const double ayy = syy / kFeatures;
-                    const double bx =
-                        -(sxt / kFeatures) - alpha * weighted_laplacian(u, phi, h, w, i, j);
-                    const double by =
-                        -(syt / kFeatures) - alpha * weighted_laplacian(v, phi, h, w, i, j);
-                    // Edge weights to the left, right, up and down neighbours (0 if none).
-                    const double wn[4] = {j > 0 ? phi[q - 1] : 0.0, j < w - 1 ? phi[q] : 0.0,
-                                          i > 0 ? phi[q - w] : 0.0, i < h - 1 ? phi[q] : 0.0};
-                    const double coeff = (wn[0] + wn[1] + wn[2] + wn[3]) * alpha;
-                    const double ku = kOmega / (axx + prior + coeff);
-                    const double kv = kOmega / (ayy + prior + coeff);
-                    SorCoeffs& c = sor[q];
-                    c.base_u = ku * bx;
-                    c.couple_u = -(ku * axy);
-                    c.base_v = kv * by;
-                    c.couple_v = -(kv * axy);
-                    for (int n = 0; n < 4; ++n) {
-                        c.nb_u[n] = ku * alpha * wn[n];
-                        c.nb_v[n] = kv * alpha * wn[n];
-                    }
-                }
+            if (i < h - 1) {
+                uy = (u[q + w] + d[stride]) - (u[q] + d[0]);
+                vy = (v[q + w] + d[stride + 1]) - (v[q] + d[1]);
             }
-            // Lexicographic SOR sweeps from a zero increment.
-            std::fill(inc, inc + padded, 0.0);
-            for (int sweep = 0; sweep < n_sor; ++sweep) {
-                for (int i = 0; i < h; ++i) {
-                    double* d = at(i, 0);
-                    const SorCoeffs* c = sor + static_cast<std::size_t>(i) * w;
-                    // The left neighbour's new increment stays in a register: the sweep
-                    // is a recurrence along the row, and its latency is what costs.
-                    double left_u = 0.0, left_v = 0.0;
-                    for (int j = 0; j < w; ++j, d += 2, ++c) {
-                        double du = c->base_u + c->couple_u * d[1] + relax * d[0];
-                        du += c->nb_u[1] * d[2] + c->nb_u[2] * d[-stride] +
-                              c->nb_u[3] * d[stride];
-                        du += c->nb_u[0] * left_u;
-                        double dv = c->base_v + relax * d[1];
-                        dv += c->nb_v[1] * d[3] + c->nb_v[2] * d[1 - stride] +
-                              c->nb_v[3] * d[1 + stride];
-                        dv += c->couple_v * du;
-                        dv += c->nb_v[0] * left_v;
-                        d[0] = left_u = du;
-                        d[1] = left_v = dv;
-                    }
-                }
-            }
-        }
-        for (int i = 0; i < h; ++i) {
-            for (int j = 0; j < w; ++j) {
-                const std::size_t q = static_cast<std::size_t>(i) * w + j;
-                u[q] += at(i, j)[0];
-                v[q] += at(i, j)[1];
-            }
-        }
-        warp(f1, f2, u, v, h, w, ws.warped.data());
-        // Mean absolute residual per channel, which can switch a channel off.
-        for (int k = 0; k < kFeatures; ++k) {
-            double total = 0.0;
-            std::size_t count = 0;
-            for (std::size_t q = 0; q < pixels; ++q) {
-                const double d = std::fabs(f1[kFeatures * q + k] - ws.warped[kFeatures * q + k]);
-                if (d > 0 && d < kMaxResidual) {
-                    total += d;
-                    ++count;
-                }
-            }
-            noise[k] = count ? total / static_cast<double>(count) : kNoResidual;
+            phi[q] = 0.5 / sqrt_lanes(ux * ux + uy * uy + vx * vx + vy * vy + eps2);
         }
     }
 }
 
-void solve_pair(const Plan& plan, const Coarse2FineParams& params, const double* pyramid1,
-                const double* pyramid2, Workspace& ws, float* out) {
-    double noise[kFeatures];
-    std::fill(noise, noise + kFeatures, kInitialResidual);
+// Robust weights of the data term, averaged over the feature channels, give each
+// pixel's 2x2 system; `silent[k]` marks the lanes whose channel k is left out.
+template <class T, class Mask>
+__attribute__((noinline)) void build_system(const Workspace<T>& ws, const T* inc,
+                                            const Mask silent[kFeatures], int h, int w,
+                                            double alpha, SorCoeffs<T>* sor) {
+    const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
+    const double eps2 = std::pow(kEpsilon, 2);
+    const double prior = alpha * kIncrementPrior;
+    const T* u = ws.u.data();
+    const T* v = ws.v.data();
+    const T* phi = ws.phi.data();
+    for (int i = 0; i < h; ++i) {
+        const T* d = inc + (i + 1) * stride + 2;
+        for (int j = 0; j < w; ++j, d += 2) {
+            const std::size_t q = static_cast<std::size_t>(i) * w + j;
+            T sxx{}, sxy{}, syy{}, sxt{}, syt{};
+            for (int k = 0; k < kFeatures; ++k) {
+                const T gx = ws.ix[kFeatures * q + k];
+                const T gy = ws.iy[kFeatures * q + k];
+                const T gt = ws.it[kFeatures * q + k];
+                T r = gt + gx * d[0] + gy * d[1];
+                r *= r;
+                const T psi = select(silent[k], T{}, 1.0 / (2.0 * sqrt_lanes(r + eps2)));
+                sxx += psi * gx * gx;
+                sxy += psi * gx * gy;
+                syy += psi * gy * gy;
+                sxt += psi * gx * gt;
+                syt += psi * gy * gt;
+            }
+            const T axx = sxx / kFeatures, axy = sxy / kFeatures;
+            const T ayy = syy / kFeatures;
+            const T bx = -(sxt / kFeatures) - alpha * weighted_laplacian(u, phi, h, w, i, j);
+            const T by = -(syt / kFeatures) - alpha * weighted_laplacian(v, phi, h, w, i, j);
+            // Edge weights to the left, right, up and down neighbours (0 if none).
+            const T wn[4] = {j > 0 ? phi[q - 1] : T{}, j < w - 1 ? phi[q] : T{},
+                             i > 0 ? phi[q - w] : T{}, i < h - 1 ? phi[q] : T{}};
+            const T coeff = (wn[0] + wn[1] + wn[2] + wn[3]) * alpha;
+            const T ku = kOmega / (axx + prior + coeff);
+            const T kv = kOmega / (ayy + prior + coeff);
+            SorCoeffs<T>& c = sor[q];
+            c.base_u = ku * bx;
+            c.couple_u = -(ku * axy);
+            c.base_v = kv * by;
+            c.couple_v = -(kv * axy);
+            for (int n = 0; n < 4; ++n) {
+                c.nb_u[n] = ku * alpha * wn[n];
+                c.nb_v[n] = kv * alpha * wn[n];
+            }
+        }
+    }
+}
+
+// One SOR sweep over one row; `d` is the row's first increment in the padded grid.
+template <class T>
+inline void sor_row(const SorCoeffs<T>* c, T* d, std::ptrdiff_t stride, int w) {
+    const double relax = 1 - kOmega;
+    // The left neighbour's new increment stays in a register: the sweep is a
+    // recurrence along the row, and its latency is what costs.
+    T left_u{}, left_v{};
+    for (int j = 0; j < w; ++j, d += 2, ++c) {
+        T du = c->base_u + c->couple_u * d[1] + relax * d[0];
+        du += c->nb_u[1] * d[2] + c->nb_u[2] * d[-stride] + c->nb_u[3] * d[stride];
+        du += c->nb_u[0] * left_u;
+        T dv = c->base_v + relax * d[1];
+        dv += c->nb_v[1] * d[3] + c->nb_v[2] * d[1 - stride] + c->nb_v[3] * d[1 + stride];
+        dv += c->couple_v * du;
+        dv += c->nb_v[0] * left_v;
+        d[0] = left_u = du;
+        d[1] = left_v = dv;
+    }
+}
+
+// n_sor lexicographic SOR sweeps (from the current increments). Row i of sweep s needs
+// row i - 1 of sweep s and row i + 1 of sweep s - 1, so a block of sweeps can run as a
+// wavefront, sweep s + t one row behind sweep s + t - 1: every pixel sees exactly the
+// values of sweep-by-sweep order, and the block's coefficients are read from cache once
+// per block instead of once per sweep. The block is as deep as kSorCacheBytes allows.
+template <class T>
+__attribute__((noinline)) void sor_sweeps(const SorCoeffs<T>* sor, T* inc, int h, int w,
+                                          int n_sor) {
+    const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
+    const std::size_t row_bytes = w * sizeof(SorCoeffs<T>) + stride * sizeof(T);
+    const int depth = static_cast<int>(
+        std::clamp<std::size_t>(kSorCacheBytes / row_bytes, 1, static_cast<std::size_t>(n_sor)));
+    for (int first = 0; first < n_sor; first += depth) {
+        const int n = std::min(depth, n_sor - first);
+        for (int front = 0; front < h + n - 1; ++front) {
+            for (int t = std::max(0, front - h + 1); t < std::min(n, front + 1); ++t) {
+                const int i = front - t;
+                sor_row(sor + static_cast<std::size_t>(i) * w, inc + (i + 1) * stride + 2,
+                        stride, w);
+            }
+        }
+    }
+}
+
+// Outer fixed-point iterations at one level; updates ws.u, ws.v, ws.warped and `noise`.
+// ws.f1 holds F1 of this level; f2[l] is lane l's F2 at this level.
+template <class T>
+void refine_level(const double* const* f2, int h, int w, double alpha, int n_outer,
+                  int n_inner, int n_sor, T noise[kFeatures], Workspace<T>& ws) {
+    const std::size_t pixels = static_cast<std::size_t>(h) * w;
+    const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);  // of the padded grid
+    const std::size_t padded = static_cast<std::size_t>(h + 2) * stride;
+    T* u = ws.u.data();
+    T* v = ws.v.data();
+    T* inc = ws.inc.data();
+    separable(ws.f1.data(), ws.smooth1.data(), ws.tmp.data(), h, w, kFeatures, kPresmooth, 2);
+
+    for (int outer = 0; outer < n_outer; ++outer) {
+        linearise(ws, h, w);
+        decltype(noise[0] < kSilentChannel) silent[kFeatures];
+        for (int k = 0; k < kFeatures; ++k) silent[k] = noise[k] < kSilentChannel;
+        std::fill(inc, inc + padded, T{});
+        for (int inner = 0; inner < n_inner; ++inner) {
+            smoothness_weights(u, v, inc, h, w, ws.phi.data());
+            build_system(ws, inc, silent, h, w, alpha, ws.sor.data());
+            // SOR from a zero increment.
+            std::fill(inc, inc + padded, T{});
+            sor_sweeps(ws.sor.data(), inc, h, w, n_sor);
+        }
+        for (int i = 0; i < h; ++i) {
+            const T* d = inc + (i + 1) * stride + 2;
+            for (int j = 0; j < w; ++j, d += 2) {
+                const std::size_t q = static_cast<std::size_t>(i) * w + j;
+                u[q] += d[0];
+                v[q] += d[1];
+            }
+        }
+        warp(ws.f1.data(), f2, u, v, h, w, ws.warped.data());
+        residual_noise(ws.f1.data(), ws.warped.data(), pixels, noise);
+    }
+}
+
+// Flow of lanes_of<T> pairs: lane l is the pair of feature pyramids (pyramid1[l],
+// pyramid2[l]), whose flow goes to out[l] (h x w x 2 floats; nullptr: not wanted).
+template <class T>
+void solve(const Plan& plan, const Coarse2FineParams& params, const double* const* pyramid1,
+           const double* const* pyramid2, Workspace<T>& ws, float* const* out) {
+    constexpr int kLanes = lanes_of<T>;
+    T noise[kFeatures];
+    std::fill(noise, noise + kFeatures, splat<T>(kInitialResidual));
     const int top = plan.n_levels() - 1;
     for (int k = top; k >= 0; --k) {
         const int h = plan.height(k), w = plan.width(k);
         const std::size_t pixels = static_cast<std::size_t>(h) * w;
-        const double* f1 = pyramid1 + plan.offset[k];
-        const double* f2 = pyramid2 + plan.offset[k];
+        const double* f1[kLanes];
+        const double* f2[kLanes];
+        for (int l = 0; l < kLanes; ++l) {
+            f1[l] = pyramid1[l] + plan.offset[k];
+            f2[l] = pyramid2[l] + plan.offset[k];
+        }
+        interleave(f1, pixels * kFeatures, ws.f1.data());
         if (k == top) {
-            std::fill(ws.u.begin(), ws.u.begin() + pixels, 0.0);
-            std::fill(ws.v.begin(), ws.v.begin() + pixels, 0.0);
-            std::copy(f2, f2 + pixels * kFeatures, ws.warped.begin());
+            std::fill(ws.u.begin(), ws.u.begin() + pixels, T{});
+            std::fill(ws.v.begin(), ws.v.begin() + pixels, T{});
+            interleave(f2, pixels * kFeatures, ws.warped.data());
         } else {
             // Bring the coarser flow to this level; the displacement grows by 1 / ratio.
             const int hc = plan.height(k + 1), wc = plan.width(k + 1);
@@ -444,15 +458,18 @@ void solve_pair(const Plan& plan, const Coarse2FineParams& params, const double*
                 ws.u[q] *= grow;
                 ws.v[q] *= grow;
             }
-            warp(f1, f2, ws.u.data(), ws.v.data(), h, w, ws.warped.data());
+            warp(ws.f1.data(), f2, ws.u.data(), ws.v.data(), h, w, ws.warped.data());
         }
-        refine_level(f1, f2, h, w, params.alpha, params.n_outer + k, params.n_inner,
+        refine_level(f2, h, w, params.alpha, params.n_outer + k, params.n_inner,
                      params.n_sor + 3 * k, noise, ws);
     }
     const std::size_t pixels = static_cast<std::size_t>(plan.height(0)) * plan.width(0);
-    for (std::size_t q = 0; q < pixels; ++q) {
-        out[2 * q] = static_cast<float>(ws.u[q]);
-        out[2 * q + 1] = static_cast<float>(ws.v[q]);
+    for (int l = 0; l < kLanes; ++l) {
+        if (out[l] == nullptr) continue;
+        for (std::size_t q = 0; q < pixels; ++q) {
+            out[l][2 * q] = static_cast<float>(lane(ws.u[q], l));
+            out[l][2 * q + 1] = static_cast<float>(lane(ws.v[q], l));
+        }
     }
 }
 
@@ -513,7 +530,8 @@ void check_params(const Coarse2FineParams& params) {
 
 void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
                             const int64_t* pairs, int64_t n_pairs,
-                            const Coarse2FineParams& params, int n_threads, float* out) {
+                            const Coarse2FineParams& params, int n_threads, int pack,
+                            float* out) {
     if (n_pairs == 0) return;
     const Plan plan(height, width, params.ratio, params.min_width);
 
@@ -527,13 +545,42 @@ void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, 
         }
     }
     const int64_t n_used = static_cast<int64_t>(used.size());
+
+    // Work items: packs of kPackWidth consecutive pairs (the last one possibly with idle
+    // lanes), then single pairs; a pack takes `lanes` pairs from `first`.
+    struct Item {
+        int64_t first;
+        int lanes;
+        bool packed;
+    };
+    std::vector<Item> items;
+    int64_t next = 0;
+    if (pack != 1) {
+        for (; n_pairs - next >= kPackWidth; next += kPackWidth)
+            items.push_back({next, kPackWidth, true});
+        if (pack == 0 && n_pairs - next >= kMinPackFill) {
+            items.push_back({next, static_cast<int>(n_pairs - next), true});
+            next = n_pairs;
+        } else if (pack == kPackWidth && n_pairs > next) {
+            items.push_back({next, static_cast<int>(n_pairs - next), true});
+            next = n_pairs;
+        }
+    }
+    for (; next < n_pairs; ++next) items.push_back({next, 1, false});
+    const int64_t n_items = static_cast<int64_t>(items.size());
     const int threads = static_cast<int>(
-        std::min<int64_t>(n_threads > 0 ? n_threads : omp_get_max_threads(), n_pairs));
+        std::min<int64_t>(n_threads > 0 ? n_threads : omp_get_max_threads(), n_used));
+    const int item_threads = static_cast<int>(std::min<int64_t>(threads, n_items));
+    const bool any_packed = items.front().packed;
+    const bool any_single = !items.back().packed;
 
     // Everything is allocated here, so the parallel regions cannot throw.
     std::vector<double> pyramids(static_cast<std::size_t>(n_used) * plan.frame_size);
     std::vector<PyramidScratch> scratch(threads, PyramidScratch(plan));
-    std::vector<Workspace> workspaces(threads, Workspace(height, width));
+    std::vector<Workspace<Pack>> packed_ws(any_packed ? item_threads : 0,
+                                           Workspace<Pack>(height, width));
+    std::vector<Workspace<double>> single_ws(any_single ? item_threads : 0,
+                                             Workspace<double>(height, width));
     const std::size_t frame_values = static_cast<std::size_t>(height) * width * 3;
     const std::size_t flow_values = static_cast<std::size_t>(height) * width * 2;
 
@@ -543,11 +590,24 @@ void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, 
                       pyramids.data() + s * plan.frame_size);
     }
 
-#pragma omp parallel for num_threads(threads) schedule(dynamic)
-    for (int64_t p = 0; p < n_pairs; ++p) {
-        solve_pair(plan, params, pyramids.data() + slot[pairs[2 * p]] * plan.frame_size,
-                   pyramids.data() + slot[pairs[2 * p + 1]] * plan.frame_size,
-                   workspaces[omp_get_thread_num()], out + p * flow_values);
+#pragma omp parallel for num_threads(item_threads) schedule(dynamic)
+    for (int64_t it = 0; it < n_items; ++it) {
+        const Item& item = items[it];
+        // Idle lanes of a pack repeat its last pair and write nothing.
+        const double* pyramid1[kPackWidth];
+        const double* pyramid2[kPackWidth];
+        float* flow[kPackWidth];
+        for (int l = 0; l < kPackWidth; ++l) {
+            const int64_t p = item.first + std::min(l, item.lanes - 1);
+            pyramid1[l] = pyramids.data() + slot[pairs[2 * p]] * plan.frame_size;
+            pyramid2[l] = pyramids.data() + slot[pairs[2 * p + 1]] * plan.frame_size;
+            flow[l] = l < item.lanes ? out + p * flow_values : nullptr;
+        }
+        if (item.packed) {
+            solve(plan, params, pyramid1, pyramid2, packed_ws[omp_get_thread_num()], flow);
+        } else {
+            solve(plan, params, pyramid1, pyramid2, single_ws[omp_get_thread_num()], flow);
+        }
     }
 }
 

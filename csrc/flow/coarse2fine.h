@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "flow/lanes.h"
+
 namespace fastunlc::flow {
 
 struct Coarse2FineParams {
@@ -41,11 +43,19 @@ void check_params(const Coarse2FineParams& params);
 //   frames: n_frames x height x width x 3 doubles (RGB in [0, 1]), C order, finite.
 //   pairs:  n_pairs x 2 frame indices, each in [0, n_frames).
 //   out:    n_pairs x height x width x 2 floats (u, v in pixels), written in full.
-// Parallel over pairs with OpenMP (n_threads <= 0: OpenMP's default); each frame's
-// pyramid is built once. Arguments must have been validated (pyramid_levels and
-// check_params); nothing here throws once the buffers are allocated.
+// Each frame's pyramid is built once. Pairs are solved kPackWidth (8) at a time, one per
+// SIMD lane, with the same arithmetic as one at a time, so a pair's flow does not depend
+// on `pack` nor on the other pairs:
+//   pack = 0: packs of 8; a remainder of 3 to 7 pairs in a pack with idle lanes, of 1 or 2
+//             pairs one at a time (what is fastest);
+//   pack = 8: packs of 8, any remainder in a pack with idle lanes;
+//   pack = 1: one pair at a time.
+// Parallel over packs and single pairs with OpenMP (n_threads <= 0: OpenMP's default).
+// Arguments must have been validated (pyramid_levels, check_params, pack in {0, 1, 8});
+// nothing here throws once the buffers are allocated.
 void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
                             const int64_t* pairs, int64_t n_pairs,
-                            const Coarse2FineParams& params, int n_threads, float* out);
+                            const Coarse2FineParams& params, int n_threads, int pack,
+                            float* out);
 
 }  // namespace fastunlc::flow
