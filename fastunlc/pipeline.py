@@ -147,9 +147,8 @@ def segment_shot(
 
     notify("superpixels")
     with timer("superpixels"):
-        segmented = [superpixels.slic_superpixels(f, config) for f in frames]
-        labels = np.stack([lab for lab, _ in segmented])
-        offsets = np.concatenate([[0], np.cumsum([k for _, k in segmented])]).astype(np.int64)
+        labels, counts = superpixels.slic_superpixels_batch(frames, config)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     notify("descriptors")
     with timer("descriptors"):

@@ -11,10 +11,14 @@ is measured in ``tests/test_superpixels.py``.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
+from numba import get_num_threads
 
 from ._kernels import _slic
 from .config import REFERENCE, UNLCConfig
@@ -32,6 +36,7 @@ class _Grid(NamedTuple):
     centres: np.ndarray  # (k, 5) float32: y, x of the seeds, colours 0
     windows: np.ndarray  # (2,) int64: 2 * step along y and x
     spatial_weight: np.float32  # 1 / step**2
+    guess: np.ndarray  # (bands, tiles) int32: the seed nearest to each tile's middle
     min_size: int
     max_size: int
     weights: np.ndarray  # (2 r + 1,) float32 Gaussian kernel
@@ -90,6 +95,11 @@ def _grid(height: int, width: int, n_segments: int, compactness: float, sigma: f
     ys, xs = np.meshgrid(np.arange(starts[1], height, steps[1]),
                          np.arange(starts[2], width, steps[2]), indexing="ij")
     n = ys.size
+    # Seed nearest to the middle pixel of each kernel tile: the first centre it tries.
+    mid_y = np.minimum(np.arange(0, height, _slic.BAND) + _slic.BAND // 2, height - 1)
+    mid_x = np.minimum(np.arange(0, width, _slic.TILE) + _slic.TILE // 2, width - 1)
+    iy = np.clip(np.rint((mid_y - starts[1]) / steps[1]), 0, ys.shape[0] - 1).astype(np.int64)
+    ix = np.clip(np.rint((mid_x - starts[2]) / steps[2]), 0, ys.shape[1] - 1).astype(np.int64)
     centres = np.zeros((n, 5), np.float32)
     centres[:, 0] = ys.ravel()
     centres[:, 1] = xs.ravel()
@@ -102,11 +112,36 @@ def _grid(height: int, width: int, n_segments: int, compactness: float, sigma: f
         centres=centres,
         windows=2 * window_steps[1:].astype(np.int64),
         spatial_weight=np.float32(1.0 / (float(step) * float(step))),
+        guess=(iy[:, None] * ys.shape[1] + ix[None, :]).astype(np.int32),
         min_size=int(_MIN_SIZE_FACTOR * segment_size),
         max_size=int(_MAX_SIZE_FACTOR * segment_size),
         weights=gaussian_weights(sigma).astype(np.float32),
         scale=np.float32(1.0 / compactness),
     )
+
+
+_SPARE_LOCK = threading.Lock()
+_SPARE: dict[tuple[int, int, int], list[tuple[np.ndarray, ...]]] = {}
+
+
+@contextmanager
+def _workspace(height: int, width: int, workers: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """A :func:`fastunlc._kernels._slic.workspace`, reused across calls: allocating its
+    ~12 MB per worker afresh costs each frame some 2,000 page faults (~3 ms). Spares are
+    kept for one frame size at a time; concurrent callers get separate workspaces."""
+    key = (height, width, workers)
+    with _SPARE_LOCK:
+        spare = _SPARE.get(key)
+        arrays = spare.pop() if spare else None
+    if arrays is None:
+        arrays = _slic.workspace(height, width, workers)
+    try:
+        yield arrays
+    finally:
+        with _SPARE_LOCK:
+            if key not in _SPARE:
+                _SPARE.clear()
+            _SPARE.setdefault(key, []).append(arrays)
 
 
 def _colour_tables(frames: np.ndarray) -> np.ndarray:
@@ -164,17 +199,19 @@ def slic_superpixels(frame: np.ndarray, config: UNLCConfig = REFERENCE) -> tuple
     Notes
     -----
     scikit-image's SLIC (``slic(frame / 255., ..., convert2lab=True,
-    enforce_connectivity=True, start_label=0)``), computed in float32; the frame's
-    bands run in parallel on Numba's threads. See :mod:`fastunlc._kernels._slic`.
+    enforce_connectivity=True, start_label=0)``), computed in float32 on one thread
+    (:func:`slic_superpixels_batch` spreads frames over threads). See
+    :mod:`fastunlc._kernels._slic`.
     """
     frame = _check(frame, 3, "frame")
     h, w = frame.shape[:2]
     grid = _grid(h, w, config.n_segments, config.slic_compactness, config.slic_sigma)
     labels = np.empty((h, w), np.int32)
-    n = _slic.slic_frame_parallel(
-        frame, _colour_tables(frame[None])[0], grid.weights, grid.scale, grid.centres.copy(),
-        grid.windows, grid.spatial_weight, config.slic_max_iter, grid.min_size,
-        grid.max_size, labels)
+    with _workspace(h, w, 1) as arrays:
+        n = _slic.slic_frame(
+            frame, _colour_tables(frame[None])[0], grid.weights, grid.scale, grid.centres,
+            grid.windows, grid.spatial_weight, grid.guess, config.slic_max_iter, grid.min_size,
+            grid.max_size, *(a[0] for a in arrays), labels)
     return labels, int(n)
 
 
@@ -207,8 +244,9 @@ def slic_superpixels_batch(frames: np.ndarray, config: UNLCConfig = REFERENCE
     grid = _grid(h, w, config.n_segments, config.slic_compactness, config.slic_sigma)
     labels = np.empty((n, h, w), np.int32)
     counts = np.empty(n, np.int64)
-    _slic.slic_frames(frames, _colour_tables(frames), grid.weights, grid.scale, grid.centres,
-                      grid.windows, grid.spatial_weight, config.slic_max_iter, grid.min_size,
-                      grid.max_size, labels, counts)
+    with _workspace(h, w, min(get_num_threads(), n)) as arrays:
+        _slic.slic_frames(frames, _colour_tables(frames), grid.weights, grid.scale,
+                          grid.centres, grid.windows, grid.spatial_weight, grid.guess,
+                          config.slic_max_iter, grid.min_size, grid.max_size, *arrays, labels,
+                          counts)
     return labels, counts
-
