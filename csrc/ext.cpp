@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flow/coarse2fine.h"
@@ -51,10 +52,9 @@ std::vector<int64_t> pair_indices(const py::array& pairs, int64_t n_frames) {
     return out;
 }
 
-py::array_t<float> coarse2fine_flow_pairs(const py::array& frames_in, const py::array& pairs_in,
-                                          double alpha, double ratio, int min_width,
-                                          int n_outer, int n_inner, int n_sor, int n_threads,
-                                          int pack) {
+py::array coarse2fine_flow_pairs(const py::array& frames_in, const py::array& pairs_in,
+                                 double alpha, double ratio, int min_width, int n_outer,
+                                 int n_inner, int n_sor, int n_threads, int pack, bool float64) {
     if (!frames_in.dtype().is(py::dtype::of<double>()))
         throw py::value_error("frames must be float64 in [0, 1], got " + dtype_of(frames_in));
     if (frames_in.ndim() != 4 || frames_in.shape(3) != 3)
@@ -92,15 +92,19 @@ py::array_t<float> coarse2fine_flow_pairs(const py::array& frames_in, const py::
             throw py::value_error("frames must be finite; found " + std::to_string(data[e]) +
                                   " at flat index " + std::to_string(e));
     }
-    py::array_t<float> out({static_cast<py::ssize_t>(n_pairs), static_cast<py::ssize_t>(height),
-                            static_cast<py::ssize_t>(width), static_cast<py::ssize_t>(2)});
-    float* result = out.mutable_data();
-    {
-        py::gil_scoped_release release;
-        fastunlc::flow::coarse2fine_flow_pairs(data, n_frames, height, width, pairs.data(),
-                                               n_pairs, params, n_threads, pack, result);
-    }
-    return out;
+    const std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(n_pairs),
+                                            static_cast<py::ssize_t>(height),
+                                            static_cast<py::ssize_t>(width), 2};
+    auto run = [&](auto out) {
+        auto* result = out.mutable_data();
+        {
+            py::gil_scoped_release release;
+            fastunlc::flow::coarse2fine_flow_pairs(data, n_frames, height, width, pairs.data(),
+                                                   n_pairs, params, n_threads, pack, result);
+        }
+        return py::array(std::move(out));
+    };
+    return float64 ? run(py::array_t<double>(shape)) : run(py::array_t<float>(shape));
 }
 
 }  // namespace
@@ -110,6 +114,7 @@ PYBIND11_MODULE(_C, m) {
     m.def("coarse2fine_flow_pairs", &coarse2fine_flow_pairs, py::arg("frames"), py::arg("pairs"),
           py::arg("alpha"), py::arg("ratio"), py::arg("min_width"), py::arg("n_outer"),
           py::arg("n_inner"), py::arg("n_sor"), py::arg("n_threads") = 0, py::arg("pack") = 0,
+          py::arg("float64") = false,
           R"doc(Coarse-to-fine variational optical flow (Brox et al. 2004, Ce Liu's solver) of
 many frame pairs.
 
@@ -118,12 +123,14 @@ pairs: int32 or int64 (P, 2), frame indices (a, b) in [0, n).
 alpha, ratio, min_width, n_outer, n_inner, n_sor: the solver's parameters (ratio in
 [0.4, 0.98]; iteration counts >= 1).
 n_threads: OpenMP threads; <= 0 uses OpenMP's default.
-pack: 0 (default) solves pairs 8 at a time in SIMD lanes, a remainder of 1 or 2 pairs
-one at a time; 8 puts any remainder in a pack too; 1 solves one pair at a time. Every
-choice gives the same flow, bit for bit (the packed solver does each lane's arithmetic
-exactly as the single-pair one): the option exists to test that.
+pack: 0 (default) solves pairs C2F_PACK_WIDTH at a time, one per SIMD lane, and a small
+remainder one pair at a time; C2F_PACK_WIDTH puts any remainder in a pack too; 1 solves
+one pair at a time. Every choice gives the same flow, bit for bit (each lane does
+exactly the IEEE operations of the single-pair path): the option exists to test that.
+float64: return the solver's float64 flow instead of its float32 rounding (for tests).
 
 Returns float32 (P, h, w, 2): flow (u = x, v = y, pixels) from frame a to frame b, so
 that frame_a(x, y) ~ frame_b(x + u, y + v). Each frame's pyramid is built once; the GIL
 is released while the pairs run. Raises ValueError for a bad argument.)doc");
+    m.attr("C2F_PACK_WIDTH") = fastunlc::flow::kPackWidth;
 }

@@ -18,9 +18,26 @@
 // the silent-channel switch, become per-lane selects). The SOR sweep, a recurrence along
 // each row, then advances kPackWidth pairs for the price of one; its sweeps are run as a
 // wavefront (see sor_sweeps) so that the packed coefficients stay in the L2 cache.
+// Measured on 100 x 100 pairs (AVX-512, one core): 0.006 s a pair packed, 0.023 s one
+// pair at a time; the SOR sweeps take half of it, at about 18 cycles per pixel and pack,
+// bound by the L2 cache's bandwidth (a pixel's update reads 12 cache lines from it).
+
+// Every product is rounded before it is added (no fused multiply-add), here and in the
+// headers below: whether a compiler fuses an expression differs between its scalar and
+// its vector code, so fusing would make a pair's flow depend on whether it ran in a pack.
+// Without it, every lane of every path computes exactly the same IEEE operations.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "flow/coarse2fine.h"
 
 #include <omp.h>
+#if __has_include(<unistd.h>)
+#include <unistd.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -52,13 +69,22 @@ constexpr double kPresmooth[5] = {0.02, 0.11, 0.74, 0.11, 0.02};
 constexpr double kBlendFirst = 0.4;   // weights of F1 and warped F2 in the blend whose
 constexpr double kBlendSecond = 0.6;  // derivatives linearise the data term
 constexpr double kLuma[3] = {0.299, 0.587, 0.114};
-// Bytes of SOR coefficients and increments that a wavefront of sweeps keeps in flight;
-// below the L2 cache of current x86-64 and Arm cores (512 KiB - 2 MiB per core).
-constexpr std::size_t kSorCacheBytes = 384 * 1024;
+// Bytes of SOR coefficients, weights and increments that a wavefront of sweeps keeps in
+// flight: 5/8 of the L2 cache, 512 KiB where its size is not known. (Measured with packs
+// of 8 on a 1 MiB L2: 512-640 KiB is best; less re-reads more from L3, more evicts what
+// the next sweep needs.)
+std::size_t sor_cache_bytes() {
+    long l2 = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    const std::size_t bytes = l2 > 0 ? static_cast<std::size_t>(l2) / 8 * 5 : 512 * 1024;
+    return std::clamp<std::size_t>(bytes, 128 * 1024, 4 * 1024 * 1024);
+}
 // A remainder of fewer pairs than this (after the full packs) is solved one pair at a
-// time; from this many on, in one pack with idle lanes (measured: a pack costs about as
-// much as kMinPackFill single pairs).
-constexpr int kMinPackFill = 3;
+// time; from this many on, in one pack with idle lanes. (Measured on 100 x 100 pairs: a
+// pack of 8 costs as much as 2.4 single pairs, a pack of 4 as 1.6.)
+constexpr int kMinPackFill = kPackWidth == 8 ? 3 : 2;
 
 std::vector<double> gaussian_taps(double sigma, int radius) {
     std::vector<double> taps(2 * radius + 1);
@@ -118,8 +144,8 @@ void compute_features(const double* rgb, int h, int w, PyramidScratch& s, double
         const double* px = rgb + 3 * q;
         s.grey[q] = px[0] * kLuma[0] + px[1] * kLuma[1] + px[2] * kLuma[2];
     }
-    correlate_x(s.grey.data(), s.grey_x.data(), h, w, 1, kDerivative, 2);
-    correlate_y(s.grey.data(), s.grey_y.data(), h, w, 1, kDerivative, 2);
+    correlate_x<1>(s.grey.data(), s.grey_x.data(), h, w, kDerivative, 2);
+    correlate_y<1>(s.grey.data(), s.grey_y.data(), h, w, kDerivative, 2);
     for (std::size_t q = 0; q < pixels; ++q) {
         const double* px = rgb + 3 * q;
         double* f = out + kFeatures * q;
@@ -140,10 +166,10 @@ void build_pyramid(const Plan& plan, const double* frame, PyramidScratch& s, dou
             const double* src = from_frame ? frame : s.rgb[level.source].data();
             const int sh = plan.height(from_frame ? 0 : level.source);
             const int sw = plan.width(from_frame ? 0 : level.source);
-            separable(src, s.smooth.data(), s.tmp.data(), sh, sw, 3, plan.taps[l].data(),
-                      level.radius);
-            resample(s.smooth.data(), sh, sw, 3, s.rgb[l].data(), level.height, level.width,
-                     level.scale, level.scale);
+            separable<3>(src, s.smooth.data(), s.tmp.data(), sh, sw, plan.taps[l].data(),
+                         level.radius);
+            resample<3>(s.smooth.data(), sh, sw, s.rgb[l].data(), level.height, level.width,
+                        level.scale, level.scale);
             rgb = s.rgb[l].data();
         }
         compute_features(rgb, level.height, level.width, s, out + plan.offset[l]);
@@ -154,17 +180,19 @@ void build_pyramid(const Plan& plan, const double* frame, PyramidScratch& s, dou
 //   (axx + a0 + c) du + axy dv = bx + alpha * sum_n w_n du_n
 //   axy du + (ayy + a0 + c) dv = by + alpha * sum_n w_n dv_n
 // (a0 = 0.05 alpha, c = alpha * sum_n w_n over the 4-neighbours n) folded into
-//   du <- (1 - omega) du + base_u + couple_u dv + sum_n nb_u[n] du_n
-//   dv <- (1 - omega) dv + base_v + couple_v du + sum_n nb_v[n] dv_n
+//   du <- (1 - omega) du + base_u + couple_u dv + sum_n (ka_u w_n) du_n
+//   dv <- (1 - omega) dv + base_v + couple_v du + sum_n (ka_v w_n) dv_n
 // with k_u = omega / (axx + a0 + c): base_u = k_u bx, couple_u = -k_u axy,
-// nb_u[n] = k_u alpha w_n (likewise for v). This is the reference's update with its
-// products distributed, so that each pixel waits on its left neighbour through a single
-// multiply-add; it changes the result only by rounding. Neighbour order: left, right,
-// up, down.
+// ka_u = k_u alpha (likewise for v). This is the reference's update with its products
+// distributed, so that each pixel waits on its left neighbour through one product and
+// one sum; it changes the result only by rounding. The edge weights w_n are the
+// smoothness weights phi (left: phi of the left pixel, right and down: the pixel's own,
+// up: the upper pixel's) and are not stored here: the sweep streams these coefficients
+// from the L2 cache, and every byte less per pixel is time saved.
 template <class T>
 struct SorCoeffs {
-    T base_u, couple_u, nb_u[4];
-    T base_v, couple_v, nb_v[4];
+    T base_u, couple_u, ka_u;
+    T base_v, couple_v, ka_v;
 };
 
 // Per-thread buffers for solving one pair (T = double) or one pack of pairs (T = Pack),
@@ -173,16 +201,24 @@ struct SorCoeffs {
 // neighbour has a zero coefficient.
 template <class T>
 struct Workspace {
-    std::vector<T> u, v, u_next, v_next, phi;                      // h * w
-    std::vector<T> f1, warped, smooth1, smooth2, tmp, ix, iy, it;  // h * w * 5
-    std::vector<SorCoeffs<T>> sor;                                 // h * w
-    std::vector<T> inc;                                            // (h + 2) * (w + 2) * 2
+    std::vector<T> u, v, u_next, v_next;              // h * w
+    std::vector<T> phi;                               // (h + 1) * w: a row of zeros, then
+                                                      // the smoothness weights
+    std::vector<T> f1, warped, smooth1;               // h * w * 5
+    std::vector<T> ring_smooth, ring_blend, ring_it;  // 5, 5, 3 rows of w * 5 in flight
+    std::vector<T> row, ix_row, iy_row;               // w * 5
+    std::vector<SorCoeffs<T>> sor;                    // h * w
+    std::vector<T> inc;                               // (h + 2) * (w + 2) * 2
+    std::size_t cache_bytes = sor_cache_bytes();      // see sor_sweeps
 
     Workspace(int h, int w) {
         const std::size_t pixels = static_cast<std::size_t>(h) * w;
-        for (auto* b : {&u, &v, &u_next, &v_next, &phi}) b->resize(pixels);
-        for (auto* b : {&f1, &warped, &smooth1, &smooth2, &tmp, &ix, &iy, &it})
-            b->resize(pixels * kFeatures);
+        for (auto* b : {&u, &v, &u_next, &v_next}) b->resize(pixels);
+        phi.resize(pixels + w);
+        for (auto* b : {&f1, &warped, &smooth1}) b->resize(pixels * kFeatures);
+        for (auto* b : {&ring_smooth, &ring_blend}) b->resize(5 * w * kFeatures);
+        ring_it.resize(3 * w * kFeatures);
+        for (auto* b : {&row, &ix_row, &iy_row}) b->resize(w * kFeatures);
         sor.resize(pixels);
         inc.resize(static_cast<std::size_t>(h + 2) * (w + 2) * 2);
     }
@@ -195,43 +231,149 @@ void interleave(const double* const* src, std::size_t n, T* dst) {
         for (int l = 0; l < lanes_of<T>; ++l) set_lane(dst[e], l, src[l][e]);
 }
 
-// warped = F2 sampled at (x + u, y + v), or F1 where that point leaves the image. F2 is
-// given per lane (f2[l]: that lane's frame), as the sample points differ between lanes.
-template <class T>
-void warp(const T* f1, const double* const* f2, const T* u, const T* v, int h, int w,
-          T* warped) {
-    for (int i = 0; i < h; ++i) {
-        for (int j = 0; j < w; ++j) {
-            const std::size_t q = static_cast<std::size_t>(i) * w + j;
-            for (int l = 0; l < lanes_of<T>; ++l) {
-                const double x = j + lane(u[q], l);
-                const double y = i + lane(v[q], l);
-                double out[kFeatures];
-                if (x < 0 || x > w - 1 || y < 0 || y > h - 1) {
-                    for (int k = 0; k < kFeatures; ++k) out[k] = lane(f1[kFeatures * q + k], l);
-                } else {
-                    sample_bilinear(f2[l], h, w, kFeatures, x, y, out);
-                }
-                for (int k = 0; k < kFeatures; ++k) set_lane(warped[kFeatures * q + k], l, out[k]);
+#if FASTUNLC_PACK_WIDTH == 8
+// The lanes of x[0 .. 7], channels 0 .. 4: out[k][l] = x[l][k], by shuffles.
+inline void transpose_features(const Pack x[8], Pack out[kFeatures]) {
+#if defined(__clang__) || __GNUC__ >= 12
+#define FASTUNLC_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define FASTUNLC_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, PackMask{__VA_ARGS__})
+#endif
+    Pack low[4], high[4];  // pairs of lanes: channels 0-3 and channel 4 interleaved
+    for (int p = 0; p < 4; ++p) {
+        low[p] = FASTUNLC_SHUFFLE(x[2 * p], x[2 * p + 1], 0, 8, 1, 9, 2, 10, 3, 11);
+        high[p] = FASTUNLC_SHUFFLE(x[2 * p], x[2 * p + 1], 4, 12, 5, 13, 6, 14, 7, 15);
+    }
+    Pack c01[2], c23[2], c4[2];  // quads of lanes: channels (0, 1), (2, 3) and 4
+    for (int g = 0; g < 2; ++g) {
+        c01[g] = FASTUNLC_SHUFFLE(low[2 * g], low[2 * g + 1], 0, 1, 8, 9, 2, 3, 10, 11);
+        c23[g] = FASTUNLC_SHUFFLE(low[2 * g], low[2 * g + 1], 4, 5, 12, 13, 6, 7, 14, 15);
+        c4[g] = FASTUNLC_SHUFFLE(high[2 * g], high[2 * g + 1], 0, 1, 8, 9, 2, 3, 10, 11);
+    }
+    out[0] = FASTUNLC_SHUFFLE(c01[0], c01[1], 0, 1, 2, 3, 8, 9, 10, 11);
+    out[1] = FASTUNLC_SHUFFLE(c01[0], c01[1], 4, 5, 6, 7, 12, 13, 14, 15);
+    out[2] = FASTUNLC_SHUFFLE(c23[0], c23[1], 0, 1, 2, 3, 8, 9, 10, 11);
+    out[3] = FASTUNLC_SHUFFLE(c23[0], c23[1], 4, 5, 6, 7, 12, 13, 14, 15);
+    out[4] = FASTUNLC_SHUFFLE(c4[0], c4[1], 0, 1, 2, 3, 8, 9, 10, 11);
+#undef FASTUNLC_SHUFFLE
+}
+
+// warp_row (below) for a pack of 8, without per-lane branches: the sample points and
+// weights are computed for all lanes at once (the arithmetic of sample_bilinear, lane by
+// lane), each lane reads its 4 corners of 5 channels with one 8-double load per corner
+// (the 3 extra doubles are ignored; the pyramids are padded so that the load stays in the
+// buffer), the lanes' results are transposed, and lanes whose point leaves the image
+// take F1. (AVX-512 gathers instead of the per-lane loads measured slower.)
+void warp_row_pack8(const Pack* f1, const double* const* f2, const Pack* u, const Pack* v,
+                    int h, int w, int i, Pack* warped) {
+    const PackMask zero{}, one = zero + 1, last_x = zero + (w - 1), last_y = zero + (h - 1);
+    auto clamp = [&](PackMask k, PackMask last) { return k < 0 ? zero : (k > last ? last : k); };
+    // std::min(f, 1.0) and std::max(f, 0.0), exactly as they choose.
+    auto fraction = [](Pack f) {
+        const Pack one_d = splat<Pack>(1.0), zero_d{};
+        f = select(one_d < f, one_d, f);
+        return select(f < zero_d, zero_d, f);
+    };
+    alignas(64) std::int64_t corner[4][8];
+    alignas(64) double weight[4][8];
+    for (int j = 0; j < w; ++j) {
+        const std::size_t q = static_cast<std::size_t>(i) * w + j;
+        const Pack x = static_cast<double>(j) + u[q];
+        const Pack y = static_cast<double>(i) + v[q];
+        const PackMask outside = (x < 0.0) | (x > static_cast<double>(w - 1)) | (y < 0.0) |
+                                 (y > static_cast<double>(h - 1));
+        const PackMask x0 = __builtin_convertvector(x, PackMask);
+        const PackMask y0 = __builtin_convertvector(y, PackMask);
+        const Pack fx = fraction(x - __builtin_convertvector(x0, Pack));
+        const Pack fy = fraction(y - __builtin_convertvector(y0, Pack));
+        const PackMask xs[2] = {clamp(x0, last_x), clamp(x0 + one, last_x)};
+        const PackMask ys[2] = {clamp(y0, last_y), clamp(y0 + one, last_y)};
+        const Pack wx[2] = {1.0 - fx, fx};
+        const Pack wy[2] = {1.0 - fy, fy};
+        for (int m = 0; m < 2; ++m) {
+            for (int n = 0; n < 2; ++n) {
+                const PackMask c = (ys[n] * w + xs[m]) * kFeatures;
+                const Pack s = wx[m] * wy[n];
+                __builtin_memcpy(corner[2 * m + n], &c, sizeof(c));
+                __builtin_memcpy(weight[2 * m + n], &s, sizeof(s));
             }
+        }
+        Pack sampled[8];  // lane l: its 5 channels (and 3 ignored values)
+        for (int l = 0; l < 8; ++l) {
+            Pack acc{};
+            for (int c = 0; c < 4; ++c) {
+                Pack p;
+                __builtin_memcpy(&p, f2[l] + corner[c][l], sizeof(p));
+                acc += p * weight[c][l];
+            }
+            sampled[l] = acc;
+        }
+        Pack out[kFeatures];
+        transpose_features(sampled, out);
+        for (int k = 0; k < kFeatures; ++k)
+            warped[kFeatures * q + k] = select(outside, f1[kFeatures * q + k], out[k]);
+    }
+}
+#endif
+
+// Row i of warped = F2 sampled at (x + u, y + v), or F1 where that point leaves the image.
+// F2 is given per lane (f2[l]: that lane's frame), as the sample points differ between
+// lanes.
+template <class T>
+void warp_row(const T* f1, const double* const* f2, const T* u, const T* v, int h, int w, int i,
+              T* warped) {
+#if FASTUNLC_PACK_WIDTH == 8
+    if constexpr (lanes_of<T> == 8) {
+        warp_row_pack8(f1, f2, u, v, h, w, i, warped);
+        return;
+    }
+#endif
+    for (int j = 0; j < w; ++j) {
+        const std::size_t q = static_cast<std::size_t>(i) * w + j;
+        for (int l = 0; l < lanes_of<T>; ++l) {
+            const double x = j + lane(u[q], l);
+            const double y = i + lane(v[q], l);
+            double out[kFeatures];
+            if (x < 0 || x > w - 1 || y < 0 || y > h - 1) {
+                for (int k = 0; k < kFeatures; ++k) out[k] = lane(f1[kFeatures * q + k], l);
+            } else {
+                sample_bilinear<kFeatures>(f2[l], h, w, x, y, out);
+            }
+            for (int k = 0; k < kFeatures; ++k) set_lane(warped[kFeatures * q + k], l, out[k]);
         }
     }
 }
 
-// Mean absolute residual |F1 - warped F2| per channel, over the residuals in (0, kMaxResidual).
+// Adds the increments (inc, padded) to the flow (u, v), warps F2 with it and sets `noise`
+// to the mean absolute residual |F1 - warped F2| of each channel, over the residuals in
+// (0, kMaxResidual). Row by row, so that each row is still in cache for the next step.
 template <class T>
-void residual_noise(const T* f1, const T* warped, std::size_t pixels, T noise[kFeatures]) {
-    for (int k = 0; k < kFeatures; ++k) {
-        // Adding a zero instead of skipping a residual leaves the (never -0) sum unchanged.
-        T total{}, count{};
-        for (std::size_t q = 0; q < pixels; ++q) {
-            const T d = abs_lanes(f1[kFeatures * q + k] - warped[kFeatures * q + k]);
-            const auto counted = (d > 0.0) & (d < kMaxResidual);
-            total += select(counted, d, T{});
-            count += select(counted, splat<T>(1.0), T{});
+__attribute__((noinline)) void update_and_warp(const T* f1, const double* const* f2,
+                                               const T* inc, int h, int w, T* u, T* v,
+                                               T* warped, T noise[kFeatures]) {
+    const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
+    // Adding a zero instead of skipping a residual leaves the (never -0) sums unchanged;
+    // each channel is summed in pixel order, as in the reference.
+    T total[kFeatures] = {}, count[kFeatures] = {};
+    for (int i = 0; i < h; ++i) {
+        const std::size_t first = static_cast<std::size_t>(i) * w;
+        const T* d = inc + (i + 1) * stride + 2;
+        for (std::size_t q = first; q < first + w; ++q, d += 2) {
+            u[q] += d[0];
+            v[q] += d[1];
         }
-        noise[k] = select(count > 0.0, total / count, splat<T>(kNoResidual));
+        warp_row(f1, f2, u, v, h, w, i, warped);
+        for (std::size_t q = first; q < first + w; ++q) {
+            for (int k = 0; k < kFeatures; ++k) {
+                const T r = abs_lanes(f1[kFeatures * q + k] - warped[kFeatures * q + k]);
+                const auto counted = (r > 0.0) & (r < kMaxResidual);
+                total[k] += select(counted, r, T{});
+                count[k] += select(counted, splat<T>(1.0), T{});
+            }
+        }
     }
+    for (int k = 0; k < kFeatures; ++k)
+        noise[k] = select(count[k] > 0.0, total[k] / count[k], splat<T>(kNoResidual));
 }
 
 // -div(phi grad f) at pixel (i, j): phi of a pixel weighs the edges to its right and below.
@@ -246,117 +388,138 @@ inline T weighted_laplacian(const T* f, const T* phi, int h, int w, int i, int j
     return acc;
 }
 
-// Spatial (ix, iy) and temporal (it) derivatives of the data term around the current flow.
+// Robust weight of the smoothness term on row i, from the flow u + du (du: the padded
+// increments).
 template <class T>
-__attribute__((noinline)) void linearise(Workspace<T>& ws, int h, int w) {
-    const std::size_t n = static_cast<std::size_t>(h) * w * kFeatures;
-    const T* s1 = ws.smooth1.data();
-    T* s2 = ws.smooth2.data();
-    T* blend = ws.tmp.data();
-    separable(ws.warped.data(), s2, blend, h, w, kFeatures, kPresmooth, 2);
-    for (std::size_t e = 0; e < n; ++e) {
-        blend[e] = s1[e] * kBlendFirst;
-        blend[e] += s2[e] * kBlendSecond;
-        ws.it[e] = s2[e] - s1[e];
-    }
-    correlate_x(blend, ws.ix.data(), h, w, kFeatures, kDerivative, 2);
-    correlate_y(blend, ws.iy.data(), h, w, kFeatures, kDerivative, 2);
-}
-
-// Robust weight of the smoothness term, from the flow u + du (du: the padded increments).
-template <class T>
-__attribute__((noinline)) void smoothness_weights(const T* u, const T* v, const T* inc, int h,
-                                                  int w, T* phi) {
+void smoothness_row(const T* u, const T* v, const T* inc, int h, int w, int i, T* phi) {
     const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
     const double eps2 = std::pow(kEpsilon, 2);
-    for (int i = 0; i < h; ++i) {
-        const T* d = inc + (i + 1) * stride + 2;
-        for (int j = 0; j < w; ++j, d += 2) {
-            const std::size_t q = static_cast<std::size_t>(i) * w + j;
-            T ux{}, uy{}, vx{}, vy{};
-            if (j < w - 1) {
-                ux = (u[q + 1] + d[2]) - (u[q] + d[0]);
-                vx = (v[q + 1] + d[3]) - (v[q] + d[1]);
-            }
-            if (i < h - 1) {
-                uy = (u[q + w] + d[stride]) - (u[q] + d[0]);
-                vy = (v[q + w] + d[stride + 1]) - (v[q] + d[1]);
-            }
-            phi[q] = 0.5 / sqrt_lanes(ux * ux + uy * uy + vx * vx + vy * vy + eps2);
+    const T* d = inc + (i + 1) * stride + 2;
+    for (int j = 0; j < w; ++j, d += 2) {
+        const std::size_t q = static_cast<std::size_t>(i) * w + j;
+        T ux{}, uy{}, vx{}, vy{};
+        if (j < w - 1) {
+            ux = (u[q + 1] + d[2]) - (u[q] + d[0]);
+            vx = (v[q + 1] + d[3]) - (v[q] + d[1]);
         }
+        if (i < h - 1) {
+            uy = (u[q + w] + d[stride]) - (u[q] + d[0]);
+            vy = (v[q + w] + d[stride + 1]) - (v[q] + d[1]);
+        }
+        phi[q] = 0.5 / sqrt_lanes(ux * ux + uy * uy + vx * vx + vy * vy + eps2);
     }
 }
 
-// Robust weights of the data term, averaged over the feature channels, give each
-// pixel's 2x2 system; `silent[k]` marks the lanes whose channel k is left out.
+// The 2x2 system of each pixel of row i, from the data term's derivatives along x (ix),
+// y (iy) and time (it) on that row: the robust weights of the data term, averaged over the
+// feature channels; `silent[k]` marks the lanes whose channel k is left out.
 template <class T, class Mask>
-__attribute__((noinline)) void build_system(const Workspace<T>& ws, const T* inc,
-                                            const Mask silent[kFeatures], int h, int w,
-                                            double alpha, SorCoeffs<T>* sor) {
+void build_row(const T* ix, const T* iy, const T* it, const T* u, const T* v, const T* phi,
+               const T* inc, const Mask silent[kFeatures], int h, int w, int i, double alpha,
+               SorCoeffs<T>* sor) {
     const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
     const double eps2 = std::pow(kEpsilon, 2);
     const double prior = alpha * kIncrementPrior;
-    const T* u = ws.u.data();
-    const T* v = ws.v.data();
-    const T* phi = ws.phi.data();
-    for (int i = 0; i < h; ++i) {
-        const T* d = inc + (i + 1) * stride + 2;
-        for (int j = 0; j < w; ++j, d += 2) {
-            const std::size_t q = static_cast<std::size_t>(i) * w + j;
-            T sxx{}, sxy{}, syy{}, sxt{}, syt{};
-            for (int k = 0; k < kFeatures; ++k) {
-                const T gx = ws.ix[kFeatures * q + k];
-                const T gy = ws.iy[kFeatures * q + k];
-                const T gt = ws.it[kFeatures * q + k];
-                T r = gt + gx * d[0] + gy * d[1];
-                r *= r;
-                const T psi = select(silent[k], T{}, 1.0 / (2.0 * sqrt_lanes(r + eps2)));
-                sxx += psi * gx * gx;
-                sxy += psi * gx * gy;
-                syy += psi * gy * gy;
-                sxt += psi * gx * gt;
-                syt += psi * gy * gt;
-            }
-            const T axx = sxx / kFeatures, axy = sxy / kFeatures;
-            const T ayy = syy / kFeatures;
-            const T bx = -(sxt / kFeatures) - alpha * weighted_laplacian(u, phi, h, w, i, j);
-            const T by = -(syt / kFeatures) - alpha * weighted_laplacian(v, phi, h, w, i, j);
-            // Edge weights to the left, right, up and down neighbours (0 if none).
-            const T wn[4] = {j > 0 ? phi[q - 1] : T{}, j < w - 1 ? phi[q] : T{},
-                             i > 0 ? phi[q - w] : T{}, i < h - 1 ? phi[q] : T{}};
-            const T coeff = (wn[0] + wn[1] + wn[2] + wn[3]) * alpha;
-            const T ku = kOmega / (axx + prior + coeff);
-            const T kv = kOmega / (ayy + prior + coeff);
-            SorCoeffs<T>& c = sor[q];
-            c.base_u = ku * bx;
-            c.couple_u = -(ku * axy);
-            c.base_v = kv * by;
-            c.couple_v = -(kv * axy);
-            for (int n = 0; n < 4; ++n) {
-                c.nb_u[n] = ku * alpha * wn[n];
-                c.nb_v[n] = kv * alpha * wn[n];
-            }
+    const T* d = inc + (i + 1) * stride + 2;
+    for (int j = 0; j < w; ++j, d += 2) {
+        const std::size_t q = static_cast<std::size_t>(i) * w + j;
+        T sxx{}, sxy{}, syy{}, sxt{}, syt{};
+        for (int k = 0; k < kFeatures; ++k) {
+            const T gx = ix[kFeatures * j + k];
+            const T gy = iy[kFeatures * j + k];
+            const T gt = it[kFeatures * j + k];
+            T r = gt + gx * d[0] + gy * d[1];
+            r *= r;
+            const T psi = select(silent[k], T{}, 1.0 / (2.0 * sqrt_lanes(r + eps2)));
+            sxx += psi * gx * gx;
+            sxy += psi * gx * gy;
+            syy += psi * gy * gy;
+            sxt += psi * gx * gt;
+            syt += psi * gy * gt;
         }
+        const T axx = sxx / kFeatures, axy = sxy / kFeatures;
+        const T ayy = syy / kFeatures;
+        const T bx = -(sxt / kFeatures) - alpha * weighted_laplacian(u, phi, h, w, i, j);
+        const T by = -(syt / kFeatures) - alpha * weighted_laplacian(v, phi, h, w, i, j);
+        // Edge weights to the left, right, up and down neighbours (0 if none).
+        const T wn[4] = {j > 0 ? phi[q - 1] : T{}, j < w - 1 ? phi[q] : T{},
+                         i > 0 ? phi[q - w] : T{}, i < h - 1 ? phi[q] : T{}};
+        const T coeff = (wn[0] + wn[1] + wn[2] + wn[3]) * alpha;
+        const T ku = kOmega / (axx + prior + coeff);
+        const T kv = kOmega / (ayy + prior + coeff);
+        SorCoeffs<T>& c = sor[q];
+        c.base_u = ku * bx;
+        c.couple_u = -(ku * axy);
+        c.ka_u = ku * alpha;
+        c.base_v = kv * by;
+        c.couple_v = -(kv * axy);
+        c.ka_v = kv * alpha;
     }
 }
 
-// One SOR sweep over one row; `d` is the row's first increment in the padded grid.
+// The linear system of the increment around the current flow (the smoothness weights
+// `phi` and the SOR coefficients): the data term is linearised with the derivatives of the
+// blend of F1 and the warped F2 after both are smoothed. One pass over the rows; the
+// smoothed rows, the blend and the derivatives stay in small ring buffers (the y
+// derivative of row i needs blend rows i - 2 .. i + 2), so that only the weights and
+// coefficients reach memory.
+template <class T, class Mask>
+__attribute__((noinline)) void build_system(Workspace<T>& ws, T* phi, const T* inc,
+                                            const Mask silent[kFeatures], int h, int w,
+                                            double alpha) {
+    const std::size_t line = static_cast<std::size_t>(w) * kFeatures;
+    auto blend_row = [&](int i) { return ws.ring_blend.data() + (i % 5) * line; };
+    auto it_row = [&](int i) { return ws.ring_it.data() + (i % 3) * line; };
+    auto finish_row = [&](int i) {
+        smoothness_row(ws.u.data(), ws.v.data(), inc, h, w, i, phi);
+        const T* rows[5];
+        for (int l = -2; l <= 2; ++l) rows[l + 2] = blend_row(clamp_index(i + l, h));
+        combine_rows<2>(rows, ws.iy_row.data(), line, kDerivative);
+        correlate_row<kFeatures>(blend_row(i), ws.ix_row.data(), w, kDerivative, 2);
+        build_row(ws.ix_row.data(), ws.iy_row.data(), it_row(i), ws.u.data(), ws.v.data(), phi,
+                  inc, silent, h, w, i, alpha, ws.sor.data());
+    };
+    T* s2 = ws.row.data();
+    separable_rows<2, kFeatures>(
+        ws.warped.data(), h, w, kPresmooth, ws.ring_smooth.data(), [&](int) { return s2; },
+        [&](int i) {
+            const T* s1 = ws.smooth1.data() + i * line;
+            T* blend = blend_row(i);
+            T* it = it_row(i);
+            for (std::size_t e = 0; e < line; ++e) {
+                blend[e] = s1[e] * kBlendFirst;
+                blend[e] += s2[e] * kBlendSecond;
+                it[e] = s2[e] - s1[e];
+            }
+            if (i >= 2) finish_row(i - 2);
+        });
+    for (int i = std::max(0, h - 2); i < h; ++i) finish_row(i);
+}
+
+// One SOR sweep over one row: `c` and `phi` are the row's coefficients and smoothness
+// weights (phi - w: the row above's), `d` its first increment in the padded grid.
+// Where a neighbour is missing, its increment is a padding zero, so its weight does not
+// matter: the product is +0 either way, as with the reference's zero weight.
 template <class T>
-inline void sor_row(const SorCoeffs<T>* c, T* d, std::ptrdiff_t stride, int w) {
+inline void sor_row(const SorCoeffs<T>* c, const T* phi, T* d, std::ptrdiff_t stride, int w) {
     const double relax = 1 - kOmega;
     // The left neighbour's new increment stays in a register: the sweep is a
-    // recurrence along the row, and its latency is what costs.
-    T left_u{}, left_v{};
+    // recurrence along the row.
+    T left_u{}, left_v{}, phi_left{};
     for (int j = 0; j < w; ++j, d += 2, ++c) {
+        const T phi_here = phi[j], phi_up = phi[j - w];
         T du = c->base_u + c->couple_u * d[1] + relax * d[0];
-        du += c->nb_u[1] * d[2] + c->nb_u[2] * d[-stride] + c->nb_u[3] * d[stride];
-        du += c->nb_u[0] * left_u;
+        du += c->ka_u * phi_here * d[2] + c->ka_u * phi_up * d[-stride] +
+              c->ka_u * phi_here * d[stride];
+        du += c->ka_u * phi_left * left_u;
         T dv = c->base_v + relax * d[1];
-        dv += c->nb_v[1] * d[3] + c->nb_v[2] * d[1 - stride] + c->nb_v[3] * d[1 + stride];
+        dv += c->ka_v * phi_here * d[3] + c->ka_v * phi_up * d[1 - stride] +
+              c->ka_v * phi_here * d[1 + stride];
         dv += c->couple_v * du;
-        dv += c->nb_v[0] * left_v;
+        dv += c->ka_v * phi_left * left_v;
         d[0] = left_u = du;
         d[1] = left_v = dv;
+        phi_left = phi_here;
     }
 }
 
@@ -364,21 +527,21 @@ inline void sor_row(const SorCoeffs<T>* c, T* d, std::ptrdiff_t stride, int w) {
 // row i - 1 of sweep s and row i + 1 of sweep s - 1, so a block of sweeps can run as a
 // wavefront, sweep s + t one row behind sweep s + t - 1: every pixel sees exactly the
 // values of sweep-by-sweep order, and the block's coefficients are read from cache once
-// per block instead of once per sweep. The block is as deep as kSorCacheBytes allows.
+// per block instead of once per sweep. The block is as deep as `cache_bytes` allows.
 template <class T>
-__attribute__((noinline)) void sor_sweeps(const SorCoeffs<T>* sor, T* inc, int h, int w,
-                                          int n_sor) {
+__attribute__((noinline)) void sor_sweeps(const SorCoeffs<T>* sor, const T* phi, T* inc, int h,
+                                          int w, int n_sor, std::size_t cache_bytes) {
     const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
-    const std::size_t row_bytes = w * sizeof(SorCoeffs<T>) + stride * sizeof(T);
+    const std::size_t row_bytes = w * (sizeof(SorCoeffs<T>) + sizeof(T)) + stride * sizeof(T);
     const int depth = static_cast<int>(
-        std::clamp<std::size_t>(kSorCacheBytes / row_bytes, 1, static_cast<std::size_t>(n_sor)));
+        std::clamp<std::size_t>(cache_bytes / row_bytes, 1, static_cast<std::size_t>(n_sor)));
     for (int first = 0; first < n_sor; first += depth) {
         const int n = std::min(depth, n_sor - first);
         for (int front = 0; front < h + n - 1; ++front) {
             for (int t = std::max(0, front - h + 1); t < std::min(n, front + 1); ++t) {
                 const int i = front - t;
-                sor_row(sor + static_cast<std::size_t>(i) * w, inc + (i + 1) * stride + 2,
-                        stride, w);
+                const std::size_t q = static_cast<std::size_t>(i) * w;
+                sor_row(sor + q, phi + q, inc + (i + 1) * stride + 2, stride, w);
             }
         }
     }
@@ -389,44 +552,37 @@ __attribute__((noinline)) void sor_sweeps(const SorCoeffs<T>* sor, T* inc, int h
 template <class T>
 void refine_level(const double* const* f2, int h, int w, double alpha, int n_outer,
                   int n_inner, int n_sor, T noise[kFeatures], Workspace<T>& ws) {
-    const std::size_t pixels = static_cast<std::size_t>(h) * w;
     const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);  // of the padded grid
     const std::size_t padded = static_cast<std::size_t>(h + 2) * stride;
     T* u = ws.u.data();
     T* v = ws.v.data();
     T* inc = ws.inc.data();
-    separable(ws.f1.data(), ws.smooth1.data(), ws.tmp.data(), h, w, kFeatures, kPresmooth, 2);
+    T* phi = ws.phi.data() + w;
+    std::fill(ws.phi.begin(), ws.phi.begin() + w, T{});
+    const std::size_t line = static_cast<std::size_t>(w) * kFeatures;
+    separable_rows<2, kFeatures>(
+        ws.f1.data(), h, w, kPresmooth, ws.ring_smooth.data(),
+        [&](int i) { return ws.smooth1.data() + i * line; }, [](int) {});
 
     for (int outer = 0; outer < n_outer; ++outer) {
-        linearise(ws, h, w);
         decltype(noise[0] < kSilentChannel) silent[kFeatures];
         for (int k = 0; k < kFeatures; ++k) silent[k] = noise[k] < kSilentChannel;
         std::fill(inc, inc + padded, T{});
         for (int inner = 0; inner < n_inner; ++inner) {
-            smoothness_weights(u, v, inc, h, w, ws.phi.data());
-            build_system(ws, inc, silent, h, w, alpha, ws.sor.data());
+            build_system(ws, phi, inc, silent, h, w, alpha);
             // SOR from a zero increment.
             std::fill(inc, inc + padded, T{});
-            sor_sweeps(ws.sor.data(), inc, h, w, n_sor);
+            sor_sweeps(ws.sor.data(), phi, inc, h, w, n_sor, ws.cache_bytes);
         }
-        for (int i = 0; i < h; ++i) {
-            const T* d = inc + (i + 1) * stride + 2;
-            for (int j = 0; j < w; ++j, d += 2) {
-                const std::size_t q = static_cast<std::size_t>(i) * w + j;
-                u[q] += d[0];
-                v[q] += d[1];
-            }
-        }
-        warp(ws.f1.data(), f2, u, v, h, w, ws.warped.data());
-        residual_noise(ws.f1.data(), ws.warped.data(), pixels, noise);
+        update_and_warp(ws.f1.data(), f2, inc, h, w, u, v, ws.warped.data(), noise);
     }
 }
 
 // Flow of lanes_of<T> pairs: lane l is the pair of feature pyramids (pyramid1[l],
-// pyramid2[l]), whose flow goes to out[l] (h x w x 2 floats; nullptr: not wanted).
-template <class T>
+// pyramid2[l]), whose flow goes to out[l] (h x w x 2 values; nullptr: not wanted).
+template <class T, class Out>
 void solve(const Plan& plan, const Coarse2FineParams& params, const double* const* pyramid1,
-           const double* const* pyramid2, Workspace<T>& ws, float* const* out) {
+           const double* const* pyramid2, Workspace<T>& ws, Out* const* out) {
     constexpr int kLanes = lanes_of<T>;
     T noise[kFeatures];
     std::fill(noise, noise + kFeatures, splat<T>(kInitialResidual));
@@ -449,8 +605,8 @@ void solve(const Plan& plan, const Coarse2FineParams& params, const double* cons
             // Bring the coarser flow to this level; the displacement grows by 1 / ratio.
             const int hc = plan.height(k + 1), wc = plan.width(k + 1);
             const double sy = static_cast<double>(h) / hc, sx = static_cast<double>(w) / wc;
-            resample(ws.u.data(), hc, wc, 1, ws.u_next.data(), h, w, sy, sx);
-            resample(ws.v.data(), hc, wc, 1, ws.v_next.data(), h, w, sy, sx);
+            resample<1>(ws.u.data(), hc, wc, ws.u_next.data(), h, w, sy, sx);
+            resample<1>(ws.v.data(), hc, wc, ws.v_next.data(), h, w, sy, sx);
             std::swap(ws.u, ws.u_next);
             std::swap(ws.v, ws.v_next);
             const double grow = 1 / params.ratio;
@@ -458,7 +614,8 @@ void solve(const Plan& plan, const Coarse2FineParams& params, const double* cons
                 ws.u[q] *= grow;
                 ws.v[q] *= grow;
             }
-            warp(ws.f1.data(), f2, ws.u.data(), ws.v.data(), h, w, ws.warped.data());
+            for (int i = 0; i < h; ++i)
+                warp_row(ws.f1.data(), f2, ws.u.data(), ws.v.data(), h, w, i, ws.warped.data());
         }
         refine_level(f2, h, w, params.alpha, params.n_outer + k, params.n_inner,
                      params.n_sor + 3 * k, noise, ws);
@@ -467,8 +624,8 @@ void solve(const Plan& plan, const Coarse2FineParams& params, const double* cons
     for (int l = 0; l < kLanes; ++l) {
         if (out[l] == nullptr) continue;
         for (std::size_t q = 0; q < pixels; ++q) {
-            out[l][2 * q] = static_cast<float>(lane(ws.u[q], l));
-            out[l][2 * q + 1] = static_cast<float>(lane(ws.v[q], l));
+            out[l][2 * q] = static_cast<Out>(lane(ws.u[q], l));
+            out[l][2 * q + 1] = static_cast<Out>(lane(ws.v[q], l));
         }
     }
 }
@@ -528,10 +685,12 @@ void check_params(const Coarse2FineParams& params) {
             ", " + std::to_string(params.n_inner) + " and " + std::to_string(params.n_sor));
 }
 
-void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
-                            const int64_t* pairs, int64_t n_pairs,
-                            const Coarse2FineParams& params, int n_threads, int pack,
-                            float* out) {
+namespace {
+
+template <class Out>
+void flow_pairs(const double* frames, int64_t n_frames, int height, int width,
+                const int64_t* pairs, int64_t n_pairs, const Coarse2FineParams& params,
+                int n_threads, int pack, Out* out) {
     if (n_pairs == 0) return;
     const Plan plan(height, width, params.ratio, params.min_width);
 
@@ -575,7 +734,8 @@ void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, 
     const bool any_single = !items.back().packed;
 
     // Everything is allocated here, so the parallel regions cannot throw.
-    std::vector<double> pyramids(static_cast<std::size_t>(n_used) * plan.frame_size);
+    // (+ kPackWidth: the packed warp reads up to 3 doubles past a pixel's 5 features.)
+    std::vector<double> pyramids(static_cast<std::size_t>(n_used) * plan.frame_size + kPackWidth);
     std::vector<PyramidScratch> scratch(threads, PyramidScratch(plan));
     std::vector<Workspace<Pack>> packed_ws(any_packed ? item_threads : 0,
                                            Workspace<Pack>(height, width));
@@ -596,7 +756,7 @@ void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, 
         // Idle lanes of a pack repeat its last pair and write nothing.
         const double* pyramid1[kPackWidth];
         const double* pyramid2[kPackWidth];
-        float* flow[kPackWidth];
+        Out* flow[kPackWidth];
         for (int l = 0; l < kPackWidth; ++l) {
             const int64_t p = item.first + std::min(l, item.lanes - 1);
             pyramid1[l] = pyramids.data() + slot[pairs[2 * p]] * plan.frame_size;
@@ -609,6 +769,22 @@ void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, 
             solve(plan, params, pyramid1, pyramid2, single_ws[omp_get_thread_num()], flow);
         }
     }
+}
+
+}  // namespace
+
+void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
+                            const int64_t* pairs, int64_t n_pairs,
+                            const Coarse2FineParams& params, int n_threads, int pack,
+                            float* out) {
+    flow_pairs(frames, n_frames, height, width, pairs, n_pairs, params, n_threads, pack, out);
+}
+
+void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
+                            const int64_t* pairs, int64_t n_pairs,
+                            const Coarse2FineParams& params, int n_threads, int pack,
+                            double* out) {
+    flow_pairs(frames, n_frames, height, width, pairs, n_pairs, params, n_threads, pack, out);
 }
 
 }  // namespace fastunlc::flow

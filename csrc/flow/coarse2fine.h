@@ -42,20 +42,26 @@ void check_params(const Coarse2FineParams& params);
 // close to frame_b(x + u, y + v).
 //   frames: n_frames x height x width x 3 doubles (RGB in [0, 1]), C order, finite.
 //   pairs:  n_pairs x 2 frame indices, each in [0, n_frames).
-//   out:    n_pairs x height x width x 2 floats (u, v in pixels), written in full.
-// Each frame's pyramid is built once. Pairs are solved kPackWidth (8) at a time, one per
-// SIMD lane, with the same arithmetic as one at a time, so a pair's flow does not depend
-// on `pack` nor on the other pairs:
-//   pack = 0: packs of 8; a remainder of 3 to 7 pairs in a pack with idle lanes, of 1 or 2
-//             pairs one at a time (what is fastest);
-//   pack = 8: packs of 8, any remainder in a pack with idle lanes;
-//   pack = 1: one pair at a time.
+//   out:    n_pairs x height x width x 2 values (u, v in pixels), written in full; the
+//           solver works in double, a float output is its rounding.
+// Each frame's pyramid is built once. Pairs are solved kPackWidth at a time (8 with
+// AVX-512, 4 with AVX, else 2), one per SIMD lane, with the same IEEE operations as one at
+// a time, so a pair's flow does not depend on `pack`, on the other pairs nor on threads:
+//   pack = 0:          full packs; a remainder of at least 3 pairs (2 if kPackWidth < 8)
+//                      in a pack with idle lanes, a smaller one pair by pair (what is
+//                      fastest);
+//   pack = kPackWidth: full packs, any remainder in a pack with idle lanes;
+//   pack = 1:          pair by pair (the scalar path).
 // Parallel over packs and single pairs with OpenMP (n_threads <= 0: OpenMP's default).
-// Arguments must have been validated (pyramid_levels, check_params, pack in {0, 1, 8});
-// nothing here throws once the buffers are allocated.
+// Arguments must have been validated (pyramid_levels, check_params, pack in
+// {0, 1, kPackWidth}); nothing here throws once the buffers are allocated.
 void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
                             const int64_t* pairs, int64_t n_pairs,
                             const Coarse2FineParams& params, int n_threads, int pack,
                             float* out);
+void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
+                            const int64_t* pairs, int64_t n_pairs,
+                            const Coarse2FineParams& params, int n_threads, int pack,
+                            double* out);
 
 }  // namespace fastunlc::flow
