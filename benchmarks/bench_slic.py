@@ -1,0 +1,126 @@
+"""Milliseconds per frame of the Numba SLIC against scikit-image's ``slic`` on real frames.
+
+Reads the first ``--frames`` frames of a video (default: Debian opencv-doc's vtest.avi,
+768x576 -> 650x487, the reference's working size) and times
+
+- scikit-image's ``slic`` as the reference calls it (``fastunlc.reference.superpixels``),
+  on the first ``--oracle-frames`` frames (it is slow);
+- ``fastunlc.superpixels.slic_superpixels``, one frame per call (one thread);
+- ``slic_superpixels_batch`` on all frames with 1 and with 2 Numba threads;
+
+each the best of ``--repeat`` runs (this machine may be shared), after a warm-up call
+that compiles or loads the kernels. Then compares the labels with scikit-image's on the
+oracle frames: superpixel counts, the share of pixels that agree after matching each
+superpixel to the scikit-image one it overlaps most, and how many frames are identical.
+Prints Markdown tables.
+
+    python benchmarks/bench_slic.py                        # vtest.avi, 40 frames
+    python benchmarks/bench_slic.py --video clip.mp4 --frames 110 --repeat 5
+
+Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numba
+import numpy as np
+
+from fastunlc.config import REFERENCE
+from fastunlc.reference import superpixels as oracle
+from fastunlc.superpixels import slic_superpixels, slic_superpixels_batch
+from fastunlc.video import resize_frame, working_size
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+ORIGINAL_SECONDS = 11.5 / 40
+"""The original uNLC's SLIC per 650x487 frame (vtest.avi frames 0-39, this machine)."""
+
+
+def read_frames(video: Path, count: int) -> np.ndarray:
+    """The first ``count`` frames of ``video`` at the working size, RGB uint8."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        frames.append(resize_frame(frame, working_size(*frame.shape[:2], REFERENCE.max_side)))
+    capture.release()
+    if not frames:
+        raise SystemExit(f"{video}: no frames could be read")
+    return np.stack(frames)
+
+
+def best_seconds(run, repeat: int) -> float:
+    """Smallest wall time of ``repeat`` calls of ``run``."""
+    best = float("inf")
+    for _ in range(repeat):
+        began = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def matched_agreement(labels: np.ndarray, reference: np.ndarray) -> float:
+    """Share of pixels whose reference label is the one their superpixel overlaps most."""
+    table = np.zeros((labels.max() + 1, reference.max() + 1), np.int64)
+    np.add.at(table, (labels.ravel(), reference.ravel()), 1)
+    return table.max(axis=1).sum() / labels.size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=VTEST)
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--oracle-frames", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    frames = read_frames(args.video, args.frames)
+    n, h, w = frames.shape[:3]
+    checked = frames[:args.oracle_frames]
+    threads = numba.get_num_threads()
+    slic_superpixels_batch(frames[:2])  # compile or load the kernels
+
+    per_frame = {}
+    per_frame["scikit-image slic (reference)"] = best_seconds(
+        lambda: [oracle.slic_superpixels(f) for f in checked], 1) / len(checked)
+    per_frame["slic_superpixels, one call per frame"] = best_seconds(
+        lambda: [slic_superpixels(f) for f in frames], args.repeat) / n
+    try:
+        for t in sorted({1, min(2, threads)}):
+            numba.set_num_threads(t)
+            per_frame[f"slic_superpixels_batch, {t} thread{'s' * (t > 1)}"] = best_seconds(
+                lambda: slic_superpixels_batch(frames), args.repeat) / n
+    finally:
+        numba.set_num_threads(threads)
+
+    print(f"{args.video.name}: {n} frames of {w}x{h}; {platform.processor() or platform.machine()}"
+          f", {numba.config.NUMBA_NUM_THREADS} Numba threads available\n")
+    reference = per_frame["scikit-image slic (reference)"]
+    print("| variant | ms / frame | vs scikit-image | vs original uNLC (287.5 ms) |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, seconds in per_frame.items():
+        print(f"| {name} | {seconds * 1e3:.1f} | {reference / seconds:.1f}x "
+              f"| {ORIGINAL_SECONDS / seconds:.1f}x |")
+
+    print("\n| frame | superpixels (ours / scikit-image) | matched agreement | identical |")
+    print("| ---: | ---: | ---: | :---: |")
+    labels, counts = slic_superpixels_batch(checked)
+    for i, frame in enumerate(checked):
+        expected, n_expected = oracle.slic_superpixels(frame)
+        agreement = min(matched_agreement(labels[i], expected),
+                        matched_agreement(expected, labels[i]))
+        identical = "yes" if np.array_equal(labels[i], expected) else "no"
+        print(f"| {i} | {counts[i]} / {n_expected} | {agreement:.5f} | {identical} |")
+
+
+if __name__ == "__main__":
+    main()
