@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from skimage.color import rgb2gray, rgb2lab
+from skimage.color import rgb2gray
 
 from fastunlc._kernels._descriptors import (
     BLOCK_NORMS,
@@ -30,6 +30,7 @@ from fastunlc._kernels._descriptors import (
     region_boxes,
 )
 from fastunlc._kernels._histograms import channel_edges
+from fastunlc.colour import rgb2lab
 from fastunlc.config import REFERENCE, UNLCConfig
 from fastunlc.errors import InputError
 

@@ -14,10 +14,10 @@ import logging
 import math
 
 import numpy as np
-from skimage.color import rgb2lab
 
-from fastunlc._kernels._histograms import channel_edges, frame_histograms
+from fastunlc._kernels._histograms import channel_edges, colour_histograms
 from fastunlc._kernels._kts import kts_block
+from fastunlc.colour import distinct_colours_lab
 from fastunlc.config import UNLCConfig
 from fastunlc.errors import InputError
 
@@ -72,14 +72,12 @@ def shot_features(frames: np.ndarray, bins: int = 40) -> np.ndarray:
     if n == 0 or h == 0 or w == 0:
         return out
     edges = channel_edges(bins)
-    # Lab is float64 (24 bytes a pixel) and rgb2lab makes several temporaries:
-    # convert about half a million pixels at a time to keep the peak small.
-    step = max(1, (1 << 19) // (h * w))
-    for s in range(0, n, step):
-        rgb = np.ascontiguousarray(frames[s : s + step])
-        # One rgb2lab call per frame, as the reference makes it.
-        lab = np.stack([rgb2lab(frame) for frame in rgb])
-        frame_histograms(rgb, lab, edges, out[s : s + step])
+    for i in range(n):
+        # Histograms of a frame are sums over its pixels, so they are sums over its
+        # distinct colours weighted by their pixel counts: each colour's CIELAB is
+        # computed once, by the reference's own rgb2lab.
+        colours = distinct_colours_lab(frames[i])
+        colour_histograms(colours.rgb, colours.lab, colours.counts, edges, out[i])
     return out
 
 

@@ -11,7 +11,7 @@ reproduces that rule so the compiled histograms equal NumPy's count for count.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 # Value ranges of the six channels, in the order of the descriptor. A module-level
 # array: Numba freezes it into the compiled kernels as a constant.
@@ -75,20 +75,28 @@ def normalise_rows(hist: np.ndarray) -> None:
             hist[c, b] /= d
 
 
-@njit(cache=True, parallel=True)
-def frame_histograms(
-    rgb: np.ndarray, lab: np.ndarray, edges: np.ndarray, out: np.ndarray
+@njit(cache=True)
+def colour_histograms(
+    colours: np.ndarray, lab: np.ndarray, counts: np.ndarray, edges: np.ndarray, out: np.ndarray
 ) -> None:
-    """Whole-frame histograms of a stack: ``rgb`` uint8 ``(n, h, w, 3)``, ``lab`` float64
-    ``(n, h, w, 3)``; writes L1-normalised ``(n, 6 * bins)`` float64 into ``out``."""
-    n, h, w, _ = rgb.shape
+    """Whole-image histograms from the image's distinct colours: ``colours`` uint8
+    ``(k, 3)``, their CIELAB ``lab`` float64 ``(k, 3)`` and pixel ``counts`` ``(k,)``;
+    writes the L1-normalised ``(6 * bins,)`` float64 row into ``out``. Counts are whole
+    numbers, exact in float64 in any order, so this equals the pixel-by-pixel histograms."""
     bins = edges.shape[1] - 1
-    for i in prange(n):
-        hist = np.zeros((6, bins))
-        for y in range(h):
-            for x in range(w):
-                accumulate_pixel(hist, rgb[i], lab[i], y, x, edges)
-        normalise_rows(hist)
-        for c in range(6):
-            for b in range(bins):
-                out[i, c * bins + b] = hist[c, b]
+    hist = np.zeros((6, bins))
+    for k in range(colours.shape[0]):
+        weight = np.float64(counts[k])
+        for c in range(3):
+            b = bin_index(np.float64(colours[k, c]), CHANNEL_RANGES[c, 0], CHANNEL_RANGES[c, 1],
+                          edges[c])
+            if b >= 0:
+                hist[c, b] += weight
+            b = bin_index(lab[k, c], CHANNEL_RANGES[3 + c, 0], CHANNEL_RANGES[3 + c, 1],
+                          edges[3 + c])
+            if b >= 0:
+                hist[3 + c, b] += weight
+    normalise_rows(hist)
+    for c in range(6):
+        for b in range(bins):
+            out[c * bins + b] = hist[c, b]
