@@ -37,8 +37,6 @@ from fastunlc.superpixels import slic_superpixels, slic_superpixels_batch
 from fastunlc.video import resize_frame, working_size
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-ORIGINAL_SECONDS = 11.5 / 40
-"""The original uNLC's SLIC per 650x487 frame (vtest.avi frames 0-39, this machine)."""
 
 
 def read_frames(video: Path, count: int) -> np.ndarray:
@@ -81,6 +79,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--oracle-frames", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--original-ms", type=float, default=None,
+                        help="the original uNLC's SLIC milliseconds per frame on this machine "
+                             "(superpixels seconds / frames from compare_reference.py): adds a "
+                             "column of ratios against it")
     args = parser.parse_args()
 
     frames = read_frames(args.video, args.frames)
@@ -105,11 +107,13 @@ def main() -> None:
     print(f"{args.video.name}: {n} frames of {w}x{h}; {platform.processor() or platform.machine()}"
           f", {numba.config.NUMBA_NUM_THREADS} Numba threads available\n")
     reference = per_frame["scikit-image slic (reference)"]
-    print("| variant | ms / frame | vs scikit-image | vs original uNLC (287.5 ms) |")
-    print("| --- | ---: | ---: | ---: |")
+    original = args.original_ms
+    print("| variant | ms / frame | vs scikit-image |"
+          + (f" vs original uNLC ({original:.1f} ms) |" if original else ""))
+    print("| --- | ---: | ---: |" + (" ---: |" if original else ""))
     for name, seconds in per_frame.items():
-        print(f"| {name} | {seconds * 1e3:.1f} | {reference / seconds:.1f}x "
-              f"| {ORIGINAL_SECONDS / seconds:.1f}x |")
+        print(f"| {name} | {seconds * 1e3:.1f} | {reference / seconds:.1f}x |"
+              + (f" {original / (seconds * 1e3):.1f}x |" if original else ""))
 
     print("\n| frame | superpixels (ours / scikit-image) | matched agreement | identical |")
     print("| ---: | ---: | ---: | :---: |")
