@@ -143,7 +143,60 @@ def test_superpixel_saliency_equals_means_of_the_upsampled_shot():
     offsets = np.array([0, 50, 100, 150])
     votes, peak = superpixel_saliency(small, labels, offsets)
     full, full_peak = upsample_saliency(small, (60, 80))
-    assert peak == full_peak
+    assert peak == pytest.approx(full_peak, rel=1e-12, abs=0)
     np.testing.assert_allclose(votes, superpixel_means(full, labels, offsets), rtol=1e-12)
     with pytest.raises(ValueError, match="contiguous"):
         superpixel_saliency(small, labels, np.array([0, 50, 100, 160]))
+
+
+@pytest.mark.parametrize(("size", "small"), [((487, 650), (100, 100)), ((97, 61), (100, 100)),
+                                             ((240, 320), (37, 53))])
+def test_superpixel_saliency_matches_oracle_upsampling(size, small):
+    """The compiled kernel against the oracle's ``ndimage.zoom`` path, upsampling and
+    downsampling, non-square inputs, border zeroed, at 1e-12."""
+    from fastunlc.reference.voting import superpixel_means
+    from fastunlc.saliency import superpixel_saliency
+
+    rng = np.random.default_rng(sum(size))
+    h, w = size
+    saliency = rng.random((4, *small)) ** 3 * 2.5
+    blocks = (np.arange(h)[:, None] // 13) * 1000 + np.arange(w)[None, :] // 11
+    labels, offsets = [], [0]
+    for _ in range(4):
+        _, frame_labels = np.unique(np.roll(blocks, rng.integers(0, 9)), return_inverse=True)
+        labels.append(frame_labels.reshape(h, w).astype(np.int32))
+        offsets.append(offsets[-1] + int(frame_labels.max()) + 1)
+    labels, offsets = np.stack(labels), np.array(offsets)
+    votes, peak = superpixel_saliency(saliency, labels, offsets)
+    full = oracle.upsample_saliency(saliency, size)
+    raw_peak = max(float(np.max(ndimage_zoom(f, size))) for f in saliency)
+    np.testing.assert_allclose(votes, superpixel_means(full, labels, offsets),
+                               rtol=1e-12, atol=1e-15)
+    assert votes.max() > 0.1 and votes.min() == 0.0  # the zeroed border is in the votes
+    assert peak == pytest.approx(raw_peak, rel=1e-12)
+
+
+def ndimage_zoom(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The oracle's upsampling of one frame with the spec's border zeroed, unnormalised."""
+    from scipy import ndimage
+
+    h, w = size
+    out = ndimage.zoom(frame, (h / frame.shape[0], w / frame.shape[1]), order=1)[:h, :w]
+    b = int(min(h, w) * 0.125)
+    out[:b], out[h - b:], out[:, :b], out[:, w - b:] = 0, 0, 0, 0
+    return out
+
+
+def test_superpixel_saliency_rejects_labels_outside_or_missing():
+    from fastunlc.saliency import superpixel_saliency
+
+    small = np.ones((2, 10, 10))
+    labels = np.zeros((2, 40, 40), np.int32)
+    labels[:, 20:] = 1
+    assert superpixel_saliency(small, labels, np.array([0, 2, 4]))[0].shape == (4,)
+    bad = labels.copy()
+    bad[1, 0, 0] = 2  # outside frame 1's range
+    with pytest.raises(ValueError, match="frame 1 must be contiguous"):
+        superpixel_saliency(small, bad, np.array([0, 2, 4]))
+    with pytest.raises(ValueError, match=r"frame 0 must be contiguous 0\.\.2"):
+        superpixel_saliency(small, labels, np.array([0, 3, 5]))  # label 2 has no pixel

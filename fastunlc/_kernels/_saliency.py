@@ -84,3 +84,64 @@ def pair_deviations(
                 b2 = (d + two_pi) * (d + two_pi)
                 c = (d - two_pi) * (d - two_pi)
                 deviation[p, y, x] = min(a, b2, c)
+
+
+@njit(cache=True, parallel=True)
+def superpixel_sums(
+    saliency: np.ndarray,
+    labels: np.ndarray,
+    offsets: np.ndarray,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    border: int,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    peaks: np.ndarray,
+    bad: np.ndarray,
+) -> None:
+    """Bilinear upsampling of each frame's saliency, border zeroed, summed per superpixel.
+
+    ``saliency`` (n, s_h, s_w) float64 at flow resolution; ``labels`` (n, h, w) int32 with
+    frame f's labels in ``[0, offsets[f + 1] - offsets[f])``; ``rows`` (h,) and ``columns``
+    (w,) float64 are the source coordinates of the output pixels (``scipy.ndimage.zoom``
+    with ``order=1``: index times ``(s - 1) / (out - 1)``); pixels within ``border`` of an
+    edge are 0. Writes ``sums`` (k,) float64 and ``counts`` (k,) int64 of every superpixel,
+    each frame's maximum upsampled value into ``peaks`` (n,), and flags frames holding a
+    label outside their range in ``bad`` (n,) bool. Frames run in parallel; the upsampled
+    frame is never stored.
+    """
+    n, h, w = labels.shape
+    s_h, s_w = saliency.shape[1], saliency.shape[2]
+    x0 = np.empty(w, np.int64)
+    x1 = np.empty(w, np.int64)
+    tx = np.empty(w)
+    for x in range(w):
+        x0[x] = min(int(np.floor(columns[x])), s_w - 1)
+        x1[x] = min(x0[x] + 1, s_w - 1)
+        tx[x] = columns[x] - x0[x]
+    for f in prange(n):
+        start = offsets[f]
+        n_labels = offsets[f + 1] - start
+        peak = -np.inf
+        for y in range(h):
+            y0 = min(int(np.floor(rows[y])), s_h - 1)
+            y1 = min(y0 + 1, s_h - 1)
+            ty = rows[y] - y0
+            inside_y = border <= y < h - border
+            for x in range(w):
+                value = 0.0
+                if inside_y and border <= x < w - border:
+                    top = (1.0 - tx[x]) * saliency[f, y0, x0[x]] + tx[x] * saliency[f, y0, x1[x]]
+                    low = (1.0 - tx[x]) * saliency[f, y1, x0[x]] + tx[x] * saliency[f, y1, x1[x]]
+                    value = (1.0 - ty) * top + ty * low
+                peak = max(peak, value)
+                label = labels[f, y, x]
+                if label < 0 or label >= n_labels:
+                    bad[f] = True
+                    continue
+                sums[start + label] += value
+                counts[start + label] += 1
+        peaks[f] = peak
+        for label in range(n_labels):
+            if counts[start + label] == 0:
+                bad[f] = True
