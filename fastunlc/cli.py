@@ -41,12 +41,31 @@ examples:
 """
 
 
+BUILD_HELP = """\
+Turn many videos into a training dataset of frames and their uNLC pseudo ground truth,
+as the paper did (section 5): per video, shots -> uNLC soft masks -> pruning (foreground
+under 10% or over 80% of the frame, or over 10% of the 5% border band) -> a seeded draw
+of 5 to 10 kept frames per shot.
+
+DATASET gets WebDataset tar shards (KEY.jpg frame, KEY.png soft mask, KEY.json), a
+Parquet manifest (one row per sample with its byte offsets, one per video with its
+outcome), failures.jsonl, stats.json and build.log. Rerunning the same command after an
+interruption skips finished shards and rebuilds unfinished ones; a video that fails is
+listed in failures.jsonl and never stops the run.
+
+examples:
+  fastunlc build videos/ --out dataset/
+  fastunlc build list.txt --out dataset/ --workers 2 --frames-per-shot 5..10 --seed 1
+"""
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastunlc",
         description="fastunlc: fast unsupervised video segmentation (uNLC) for motion-based "
                     "pseudo ground truth.",
-        epilog="Run 'fastunlc segment --help' to start.",
+        epilog="Run 'fastunlc segment --help' to start, 'fastunlc build --help' to make a "
+           "training dataset.",
     )
     parser.add_argument("--version", action="version", version=f"fastunlc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,7 +86,45 @@ def _build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--quiet", action="store_true", help="no progress bars, errors only")
     seg.add_argument("--debug", action="store_true",
                      help="print full tracebacks of unexpected errors")
+
+    build = sub.add_parser("build", help="many videos in, a sharded training dataset out",
+                           description=BUILD_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    build.add_argument("inputs", nargs="+", metavar="INPUT",
+                       help="video file, folder (searched recursively) or .txt list of paths")
+    build.add_argument("--out", required=True, type=Path, metavar="DATASET",
+                       help="dataset folder (created; an unfinished build there is resumed)")
+    build.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="worker processes (default 1; each gets an equal share of the "
+                            "cores)")
+    build.add_argument("--engine", choices=("local",), default="local",
+                       help="where the work runs: local = a process pool on this machine")
+    build.add_argument("--frames-per-shot", type=_frame_range, default=(5, 10), metavar="A..B",
+                       help="frames kept per shot, drawn at random from A to B (default 5..10)")
+    build.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    build.add_argument("--flow", choices=("c2f", "dis"), default="c2f",
+                       help="optical flow, as for 'fastunlc segment' (default c2f)")
+    build.add_argument("--videos-per-shard", type=int, default=256, metavar="N",
+                       help="videos per shard (default 256: shards of a few hundred MB)")
+    build.add_argument("--max-frames", type=int, default=None, metavar="N",
+                       help="use at most the first N frames of each video (default: all)")
+    build.add_argument("--min-foreground", type=float, default=0.1, metavar="F",
+                       help="discard frames whose foreground covers less than this share of "
+                            "the frame (default 0.1, the paper's)")
+    build.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
     return parser
+
+
+def _frame_range(text: str) -> tuple[int, int]:
+    """``"5..10"`` or ``"7"`` as a closed range of frame counts."""
+    low, _, high = text.partition("..")
+    try:
+        lo, hi = int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected A..B or N, got {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected 1 <= A <= B, got {text!r}")
+    return lo, hi
 
 
 def _unique_names(inputs: list[str]) -> list[str]:
@@ -193,6 +250,69 @@ def _run_segment(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tqdm import tqdm
+
+    from .build import BuildOptions, build_dataset
+
+    if args.workers < 1 or args.videos_per_shard < 1:
+        parser.error("--workers and --videos-per-shard must be >= 1")
+    if args.max_frames is not None and args.max_frames < 2:
+        parser.error("--max-frames must be >= 2")
+    try:
+        config = UNLCConfig(flow=args.flow, min_foreground=args.min_foreground)
+    except ValueError as err:
+        parser.error(str(err))
+    options = BuildOptions(config, args.frames_per_shot, args.seed, args.videos_per_shard,
+                           args.max_frames)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = logging.FileHandler(args.out / "build.log")
+    log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.setLevel(logging.INFO)
+    logger.addHandler(log)
+    logger.setLevel(logging.INFO)
+    bar = None
+
+    def on_plan(todo: int, done: int) -> None:
+        nonlocal bar
+        if done and not args.quiet:
+            print(f"{args.out}: resuming, {done} videos already built", file=sys.stderr)
+        if not args.quiet:
+            bar = tqdm(total=todo, unit="video", desc="build", dynamic_ncols=True)
+
+    failed = 0
+
+    def on_video(video: str, status: str) -> None:
+        nonlocal failed
+        failed += status == "failed"
+        if bar is not None:
+            bar.set_postfix_str(f"{failed} failed")
+            bar.update(1)
+
+    try:
+        stats = build_dataset(args.inputs, args.out, options, workers=args.workers,
+                              on_video=on_video, on_plan=on_plan)
+    except FastUNLCError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # disk full, permissions: nothing half-written is left
+        print(f"error: {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+        logger.removeHandler(log)
+        log.close()
+    outcomes = stats["outcomes"]
+    run = stats["this_run"]
+    print(f"{args.out}: {stats['samples']} samples from {stats['videos']} videos "
+          f"({outcomes['ok']} ok, {outcomes['empty']} without a kept frame, "
+          f"{outcomes['failed'] + outcomes['missing']} failed: see failures.jsonl); "
+          f"this run {run['videos']} videos in {run['seconds']:.1f} s, "
+          f"{run['frames_per_second']:.2f} frames/s", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fastunlc`` command; returns the exit status."""
     parser = _build_parser()
@@ -200,9 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING,
-                        format="%(levelname)s: %(message)s")
+    level = logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # build.log may take more than the terminal
+        handler.setLevel(level)
     try:
+        if args.command == "build":
+            return _run_build(args, parser)
         if args.start < 0 or (args.max_frames is not None and args.max_frames < 1):
             parser.error("--start must be >= 0 and --max-frames >= 1")
         return _run_segment(args)

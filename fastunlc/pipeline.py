@@ -198,6 +198,9 @@ class ShotResult:
     seconds: float = 0.0
     previews: list[tuple[int, np.ndarray]] = field(default_factory=list)
     """Up to ``previews_per_shot`` ``(frame index, RGB overlay 320 px wide)`` tiles."""
+    frames: np.ndarray | None = None
+    """With ``keep_frames``: the processed frames ``(len(frame_indices), h, w, 3)`` uint8 RGB
+    at the working size, the masks' own size."""
 
     def source_mask(self, k: int) -> np.ndarray:
         """Soft mask of the k-th processed frame at the source's size, ``(H, W)`` float32
@@ -276,6 +279,7 @@ def iter_segment(
     plan: SourcePlan | None = None,
     on_stage: Callable[[str], None] | None = None,
     previews_per_shot: int = 0,
+    keep_frames: bool = False,
 ) -> Iterator[ShotResult]:
     """Segment a video file or frame folder shot by shot.
 
@@ -298,6 +302,8 @@ def iter_segment(
         Called with a stage name (``"shot 2/3: flow"``) as each stage starts.
     previews_per_shot : int
         Overlay tiles to make per processed shot (evenly spaced frames).
+    keep_frames : bool
+        Hand each processed shot's working-size frames out with it (``ShotResult.frames``).
 
     Yields
     ------
@@ -388,7 +394,7 @@ def iter_segment(
         yield ShotResult(shot_index, shot_start, shot_end, "processed", result.reason,
                          local + plan.first_frame, result.masks, (info.height, info.width),
                          result.saliency, result.dominant_fraction, result.n_superpixels,
-                         time.perf_counter() - began, previews)
+                         time.perf_counter() - began, previews, frames if keep_frames else None)
 
 
 def peak_memory_mb() -> float:

@@ -1,0 +1,445 @@
+"""Dataset builder: many videos in, a sharded pseudo-ground-truth dataset out (paper, section 5).
+
+Per video: shots, uNLC masks (:func:`fastunlc.pipeline.iter_segment`), the paper's pruning
+(:func:`fastunlc.pruning.frame_verdict`), then a seeded draw of ``frames_per_shot`` of the
+kept frames of each shot, written as samples (:mod:`fastunlc.dataset`).
+
+The inputs, sorted, are cut into shards of ``videos_per_shard`` videos. A shard is the unit
+of work, of atomic publication and of resumption: it is built whole by one worker and
+counts as done once its manifest part exists, so rerunning the same command after an
+interruption skips the done shards and rebuilds the others, and ends with the dataset an
+uninterrupted run writes. Which frames are drawn depends only on the seed, the video and
+the shot, never on the order or the worker the videos ran in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from . import dataset
+from .config import REFERENCE, UNLCConfig
+from .errors import FastUNLCError, InputError
+from .pipeline import SourcePlan, iter_segment
+from .pruning import frame_verdict
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
+                              ".flv", ".wmv", ".3gp", ".ts", ".ogv"})
+"""File endings taken as videos when a folder is searched."""
+LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
+"""File endings of text files that list inputs, one path a line."""
+
+_VERDICT_COLUMNS = {"ok": "kept", "too little foreground": "too_little_foreground",
+                    "too much foreground": "too_much_foreground",
+                    "foreground on the border": "foreground_on_the_border"}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What a dataset is built with; stored in ``build.json`` so that a rerun can check it.
+
+    Attributes
+    ----------
+    config : UNLCConfig
+        uNLC and pruning parameters (reference defaults).
+    frames_per_shot : (int, int)
+        Each shot keeps a number of frames drawn uniformly from this closed range (the
+        paper: 5 to 10), or all its kept frames when it has fewer.
+    seed : int
+        Seed of the draws.
+    videos_per_shard : int
+        Videos per shard (a few hundred make shards of a few hundred MB).
+    max_frames : int or None
+        Use at most this many frames of each video.
+    """
+
+    config: UNLCConfig = REFERENCE
+    frames_per_shot: tuple[int, int] = (5, 10)
+    seed: int = 0
+    videos_per_shard: int = 256
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        lo, hi = self.frames_per_shot
+        if not 1 <= lo <= hi:
+            raise ValueError(f"frames_per_shot must be 1 <= low <= high, got {lo}..{hi}")
+        if self.videos_per_shard < 1:
+            raise ValueError(f"videos_per_shard must be >= 1, got {self.videos_per_shard}")
+        if self.max_frames is not None and self.max_frames < 2:
+            raise ValueError(f"max_frames must be >= 2, got {self.max_frames}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["config"] = self.config.to_dict()
+        out["frames_per_shot"] = list(self.frames_per_shot)
+        return out
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The videos to build from, sorted and unique, and the inputs that are no videos."""
+
+    videos: list[Path]
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+
+def discover_inputs(inputs: Sequence[str | os.PathLike[str]]) -> Inputs:
+    """Video files named directly, found in folders (recursively, by :data:`VIDEO_EXTENSIONS`)
+    or listed in text files (:data:`LIST_EXTENSIONS`; one path a line, relative to the list's
+    folder; blank lines and lines starting with ``#`` skipped).
+
+    Paths that do not exist are returned in ``missing`` with the reason, not raised: in a
+    long list some always are.
+    """
+    videos: set[Path] = set()
+    missing: list[tuple[str, str]] = []
+
+    def add(path: Path, listed_in: Path | None = None) -> None:
+        where = f" (listed in {listed_in})" if listed_in else ""
+        if path.is_dir():
+            videos.update(p.resolve() for p in path.rglob("*")
+                          if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+        elif path.is_file() and path.suffix.lower() in LIST_EXTENSIONS and listed_in is None:
+            for line in path.read_text(errors="replace").splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    entry = Path(line).expanduser()
+                    add(entry if entry.is_absolute() else path.parent / entry, path)
+        elif path.is_file():
+            videos.add(path.resolve())
+        else:
+            missing.append((str(path), f"no such file or folder{where}"))
+
+    for item in inputs:
+        add(Path(item).expanduser())
+    return Inputs(sorted(videos), missing)
+
+
+def video_key(path: Path) -> str:
+    """A dataset-wide key for a video: its sanitised name and a hash of its full path."""
+    digest = hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return f"{dataset.safe_name(path.stem)}-{digest}"
+
+
+def draw_frames(kept: np.ndarray, seed: int, key: str, shot: int,
+                frames_per_shot: tuple[int, int]) -> np.ndarray:
+    """The kept frames a shot contributes, sorted: a seeded draw that depends only on
+    ``seed``, the video ``key`` and ``shot`` (not on the order videos are processed in)."""
+    digest = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "little")
+    rng = np.random.default_rng([seed, digest, shot])
+    count = int(rng.integers(frames_per_shot[0], frames_per_shot[1] + 1))
+    if len(kept) <= count:
+        return np.sort(kept)
+    return np.sort(rng.choice(kept, size=count, replace=False))
+
+
+def _video_row(video: Path, key: str, shard: int) -> dict[str, Any]:
+    row = {name: 0 for name in dataset.VIDEO_SCHEMA.names}
+    row.update(video=str(video), video_key=key, shard=shard, status="ok", reason="",
+               seconds=0.0)
+    return row
+
+
+def _add_video(writer: dataset.ShardWriter, video: Path, shard: int, options: BuildOptions,
+               samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Segment, prune and sample one video into ``writer``; returns its manifest row."""
+    key = video_key(video)
+    row = _video_row(video, key, shard)
+    began = time.perf_counter()
+    config = options.config
+    plan = SourcePlan()
+    try:
+        for shot in iter_segment(video, config, max_frames=options.max_frames, plan=plan,
+                                 keep_frames=True):
+            row["shots"] += 1
+            if shot.status != "processed":
+                continue
+            row["shots_processed"] += 1
+            row["frames_processed"] += len(shot.frame_indices)
+            verdicts = [frame_verdict(mask, config) for mask in shot.masks]
+            for verdict in verdicts:
+                row[_VERDICT_COLUMNS[verdict.reason]] += 1
+            kept = np.flatnonzero([v.keep for v in verdicts])
+            for k in draw_frames(kept, options.seed, key, shot.index, options.frames_per_shot):
+                frame_index = int(shot.frame_indices[k])
+                mask = shot.masks[k]
+                jpg, png = dataset.encode_sample(shot.frames[k], mask)
+                sample = {"key": dataset.sample_key(key, shot.index, frame_index),
+                          "video": str(video), "video_key": key, "shot": shot.index,
+                          "frame": frame_index, "height": mask.shape[0], "width": mask.shape[1],
+                          "foreground_fraction": verdicts[k].foreground_fraction,
+                          "shard": f"{dataset.SHARDS}/{dataset.shard_name(shard)}.tar"}
+                meta = json.dumps({k: sample[k] for k in ("key", "video", "shot", "frame",
+                                                          "height", "width",
+                                                          "foreground_fraction")}).encode()
+                placed = writer.add(sample["key"], {"jpg": jpg, "png": png, "json": meta})
+                for ext in ("jpg", "png"):
+                    sample[f"{ext}_offset"], sample[f"{ext}_size"] = placed[ext]
+                samples.append(sample)
+                row["samples"] += 1
+        if row["samples"] == 0:
+            row.update(status="empty", reason="no processed frame passed the pruning")
+    except FastUNLCError as err:
+        row.update(status="failed", reason=err.reason if isinstance(err, InputError) else str(err))
+    except Exception as err:  # an undecodable web video must cost one video, not the run
+        logger.debug("%s: failed", video, exc_info=True)
+        row.update(status="failed", reason=f"{type(err).__name__}: {err}")
+    row["frames_read"] = plan.frames_read
+    row["seconds"] = time.perf_counter() - began
+    return row
+
+
+def build_shard(root: str | os.PathLike[str], shard: int, videos: Sequence[str],
+                options: BuildOptions) -> dict[str, Any]:
+    """Build shard ``shard`` of the dataset at ``root`` from ``videos`` and publish it.
+
+    Writes the tar, then the samples part, then the videos part (the mark of a finished
+    shard), each atomically. Returns ``{"shard", "videos", "samples", "failed", "frames",
+    "seconds"}``. Runs in a worker process; raises only for errors of the output itself
+    (a full disk, say), never for a bad video.
+    """
+    root = Path(root)
+    began = time.perf_counter()
+    writer = dataset.ShardWriter(dataset.shard_path(root, shard))
+    samples: list[dict[str, Any]] = []
+    rows = []
+    try:
+        for video in videos:
+            rows.append(_add_video(writer, Path(video), shard, options, samples))
+            _report_video(rows[-1])
+        writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
+    dataset.write_table(pa.Table.from_pylist(samples, schema=dataset.SAMPLE_SCHEMA),
+                        dataset.samples_part(root, shard))
+    dataset.write_table(pa.Table.from_pylist(rows, schema=dataset.VIDEO_SCHEMA),
+                        dataset.videos_part(root, shard))
+    return {"shard": shard, "videos": len(rows), "samples": len(samples),
+            "failed": sum(r["status"] == "failed" for r in rows),
+            "frames": sum(r["frames_processed"] for r in rows),
+            "seconds": time.perf_counter() - began}
+
+
+_PROGRESS = None  # a worker's queue to the parent, set by _start_worker
+
+
+def _report_video(row: dict[str, Any]) -> None:
+    """Tell the parent process that a video is done (local engine workers)."""
+    if _PROGRESS is not None:
+        _PROGRESS.put((row["video"], row["status"]))
+
+
+def _start_worker(threads: int, progress: Any) -> None:
+    """Worker start-up: share the machine's cores among the workers; keep the queue that
+    per-video progress goes to."""
+    global _PROGRESS
+    _PROGRESS = progress
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def run_local(root: Path, tasks: list[tuple[int, list[str]]], options: BuildOptions,
+              workers: int, on_done: Callable[[dict[str, Any]], None],
+              on_video: Callable[[str, str], None] | None = None) -> None:
+    """The local engine: shards on a pool of ``workers`` processes on this machine.
+
+    ``on_done`` is called in this process with each finished shard's summary, ``on_video``
+    with ``(video, status)`` as each video finishes. Worker processes are started fresh
+    (spawn), each with an equal share of the cores.
+    """
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = get_context("spawn")
+    progress = context.Queue()
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(threads, progress)) as pool:
+        pending = {pool.submit(build_shard, str(root), shard, videos, options)
+                   for shard, videos in tasks}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=0.2)
+                _drain(progress, on_video)
+                for future in done:
+                    on_done(future.result())
+            _drain(progress, on_video)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            raise
+
+
+def _drain(progress: Any, on_video: Callable[[str, str], None] | None) -> None:
+    """Pass the per-video reports waiting in the queue on to ``on_video``."""
+    while True:
+        try:
+            video, status = progress.get_nowait()
+        except queue.Empty:
+            return
+        if on_video is not None:
+            on_video(video, status)
+
+
+def plan_shards(videos: Sequence[Path], videos_per_shard: int) -> list[list[str]]:
+    """The inputs cut into shards, in order."""
+    names = [str(v) for v in videos]
+    return [names[i:i + videos_per_shard] for i in range(0, len(names), videos_per_shard)]
+
+
+def finished_shards(root: Path, count: int) -> set[int]:
+    """Shards of ``root`` whose tar and both manifest parts are published."""
+    return {i for i in range(count)
+            if dataset.videos_part(root, i).is_file() and dataset.samples_part(root, i).is_file()
+            and dataset.shard_path(root, i).is_file()}
+
+
+def remove_stale_temporaries(root: Path) -> None:
+    """Delete hidden temporary files that an interrupted run left behind."""
+    for folder in (root / dataset.SHARDS, root / dataset.MANIFEST, root):
+        if folder.is_dir():
+            for path in folder.glob(".*.tmp*"):
+                path.unlink(missing_ok=True)
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the entries in which two JSON-like values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [name for key in sorted(old.keys() | new.keys())
+                for name in _differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [prefix.rstrip(".") or "value"] if old != new else []
+
+
+def check_or_record_plan(root: Path, plan: dict[str, Any]) -> None:
+    """Store ``build.json``, or check that an existing one describes the same build.
+
+    Raises
+    ------
+    InputError
+        ``root`` holds a dataset built from other inputs or options.
+    """
+    record = root / "build.json"
+    if record.is_file():
+        previous = json.loads(record.read_text())
+        if previous != plan:
+            changed = _differences(previous, plan)
+            raise InputError(root, "holds a dataset built from other inputs or options ("
+                                   f"{', '.join(changed)} differ); use a new --out folder")
+        return
+    dataset.write_text(json.dumps(plan, indent=1) + "\n", record)
+
+
+def summarise(root: Path, missing: list[tuple[str, str]], run_seconds: float,
+              run_frames: int, run_videos: int) -> dict[str, Any]:
+    """Write ``failures.jsonl`` and ``stats.json`` from the whole manifest; return the stats."""
+    videos = dataset.read_manifest(root, "videos").to_pylist()
+    failures = [{"video": v["video"], "reason": v["reason"]} for v in videos
+                if v["status"] == "failed"]
+    failures += [{"video": path, "reason": reason} for path, reason in missing]
+    dataset.write_text("".join(json.dumps(f) + "\n" for f in failures), root / "failures.jsonl")
+    outcomes = {status: sum(v["status"] == status for v in videos)
+                for status in ("ok", "empty", "failed")}
+    outcomes["missing"] = len(missing)
+    stats = {
+        "videos": len(videos) + len(missing),
+        "outcomes": outcomes,
+        "samples": sum(v["samples"] for v in videos),
+        "frames_processed": sum(v["frames_processed"] for v in videos),
+        "pruning": {column: sum(v[column] for v in videos)
+                    for column in _VERDICT_COLUMNS.values()},
+        "this_run": {
+            "videos": run_videos, "frames_processed": run_frames,
+            "seconds": round(run_seconds, 3),
+            "frames_per_second": round(run_frames / run_seconds, 3) if run_seconds else 0.0,
+            "videos_per_hour": round(run_videos * 3600 / run_seconds, 1) if run_seconds else 0.0,
+        },
+    }
+    dataset.write_text(json.dumps(stats, indent=1) + "\n", root / "stats.json")
+    return stats
+
+
+def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+                  options: BuildOptions = BuildOptions(), *, workers: int = 1,
+                  on_progress: Callable[[dict[str, Any]], None] | None = None,
+                  on_video: Callable[[str, str], None] | None = None,
+                  on_plan: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Build (or finish building) the dataset at ``out`` from ``inputs``; the Python API of
+    ``fastunlc build``.
+
+    Parameters
+    ----------
+    inputs : sequence of paths
+        Video files, folders and list files (see :func:`discover_inputs`).
+    out : path
+        Dataset folder; created, or resumed when it holds an unfinished build of the same
+        inputs and options.
+    options : BuildOptions
+    workers : int
+        Worker processes of the local engine.
+    on_progress : callable, optional
+        Called with each finished shard's summary (see :func:`build_shard`).
+    on_video : callable, optional
+        Called with ``(video, status)`` as each video finishes.
+    on_plan : callable, optional
+        Called once with ``(videos to process, videos already done)`` before work starts.
+
+    Returns
+    -------
+    dict
+        The statistics written to ``stats.json``.
+
+    Raises
+    ------
+    InputError
+        No input names a video, or ``out`` holds a different build.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    root = Path(out)
+    found = discover_inputs(inputs)
+    if not found.videos:
+        raise InputError(", ".join(map(str, inputs)), "no video found in the inputs")
+    shards = plan_shards(found.videos, options.videos_per_shard)
+    root.mkdir(parents=True, exist_ok=True)
+    check_or_record_plan(root, {"videos": [str(v) for v in found.videos],
+                                "options": options.to_dict(), "format": 1})
+    remove_stale_temporaries(root)
+    done = finished_shards(root, len(shards))
+    tasks = [(i, videos) for i, videos in enumerate(shards) if i not in done]
+    if on_plan is not None:
+        on_plan(sum(len(v) for _, v in tasks), sum(len(shards[i]) for i in done))
+    logger.info("%d videos in %d shards; %d shards already built", len(found.videos),
+                len(shards), len(done))
+    began = time.perf_counter()
+    totals = {"videos": 0, "frames": 0}
+
+    def finished(summary: dict[str, Any]) -> None:
+        totals["videos"] += summary["videos"]
+        totals["frames"] += summary["frames"]
+        logger.info("shard %d: %d videos, %d samples, %d failed, %.1f s", summary["shard"],
+                    summary["videos"], summary["samples"], summary["failed"],
+                    summary["seconds"])
+        if on_progress is not None:
+            on_progress(summary)
+
+    if tasks:
+        run_local(root, tasks, options, workers, finished, on_video)
+    return summarise(root, found.missing, time.perf_counter() - began, totals["frames"],
+                     totals["videos"])

@@ -1,0 +1,293 @@
+"""The pseudo-ground-truth dataset on disk: WebDataset tar shards and a Parquet manifest.
+
+Layout of a dataset folder (``fastunlc build`` writes it, :class:`PseudoGTDataset` reads it)::
+
+    shards/000042.tar                 WebDataset shard 42: per sample KEY.jpg, KEY.png, KEY.json
+    manifest/samples-000042.parquet   one row per sample of shard 42 (SAMPLE_SCHEMA)
+    manifest/videos-000042.parquet    one row per input video of shard 42 (VIDEO_SCHEMA)
+    failures.jsonl                    the videos that failed, with the reason
+    stats.json                        counts per outcome and pruning reason, throughput
+    build.json                        what the dataset was built from (inputs, options)
+
+A sample's ``KEY`` is ``<video key>_s<shot>_f<frame>``: letters, digits, ``-`` and ``_``
+only (no dots, so that every WebDataset reader splits it from the extension, no path
+separators). ``KEY.jpg`` is the frame at the working size (longer side at most 650 px),
+RGB, JPEG quality :data:`JPEG_QUALITY`; ``KEY.png`` the soft mask of the same size,
+8-bit grey, value ``round(255 p)``, lossless; ``KEY.json`` its manifest row. Members are
+plain ustar entries with mtime 0, so the same inputs give the same bytes. A manifest row
+holds the byte offset and length of each member's data in its shard, for random access
+without reading the tar's index.
+
+Files appear only complete: each is written under a hidden temporary name and renamed,
+and a shard counts as built only once its videos part exists (written last).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+JPEG_QUALITY = 95
+"""Quality of the frames' JPEG encoding (OpenCV's scale, 0-100)."""
+
+SHARDS = "shards"
+MANIFEST = "manifest"
+
+SAMPLE_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("video", pa.string()),
+    ("video_key", pa.string()),
+    ("shot", pa.int32()),
+    ("frame", pa.int64()),
+    ("height", pa.int32()),
+    ("width", pa.int32()),
+    ("foreground_fraction", pa.float32()),
+    ("shard", pa.string()),
+    ("jpg_offset", pa.int64()),
+    ("jpg_size", pa.int64()),
+    ("png_offset", pa.int64()),
+    ("png_size", pa.int64()),
+])
+"""Manifest row of a sample; ``shard`` is the tar's path relative to the dataset folder."""
+
+VIDEO_SCHEMA = pa.schema([
+    ("video", pa.string()),
+    ("video_key", pa.string()),
+    ("shard", pa.int32()),
+    ("status", pa.string()),
+    ("reason", pa.string()),
+    ("frames_read", pa.int64()),
+    ("shots", pa.int32()),
+    ("shots_processed", pa.int32()),
+    ("frames_processed", pa.int64()),
+    ("kept", pa.int64()),
+    ("too_little_foreground", pa.int64()),
+    ("too_much_foreground", pa.int64()),
+    ("foreground_on_the_border", pa.int64()),
+    ("samples", pa.int64()),
+    ("seconds", pa.float64()),
+])
+"""Manifest row of an input video: ``status`` is ``"ok"`` (samples written), ``"empty"``
+(processed, but no frame passed the pruning) or ``"failed"`` (``reason`` says why); the
+pruning columns count processed frames by verdict."""
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_name(text: str, limit: int = 40) -> str:
+    """``text`` reduced to letters, digits, ``-`` and ``_`` (runs of anything else become
+    one ``_``), at most ``limit`` characters; ``"x"`` when nothing is left."""
+    return _UNSAFE.sub("_", text).strip("_")[:limit] or "x"
+
+
+def sample_key(video_key: str, shot: int, frame: int) -> str:
+    """The WebDataset key of a sample: ``<video key>_s<shot:03d>_f<frame:07d>``."""
+    if safe_name(video_key, len(video_key)) != video_key:
+        raise ValueError(f"video key {video_key!r} holds characters outside [A-Za-z0-9_-]")
+    return f"{video_key}_s{shot:03d}_f{frame:07d}"
+
+
+def shard_name(index: int) -> str:
+    return f"{index:06d}"
+
+
+def shard_path(root: Path, index: int) -> Path:
+    return root / SHARDS / f"{shard_name(index)}.tar"
+
+
+def samples_part(root: Path, index: int) -> Path:
+    return root / MANIFEST / f"samples-{shard_name(index)}.parquet"
+
+
+def videos_part(root: Path, index: int) -> Path:
+    return root / MANIFEST / f"videos-{shard_name(index)}.parquet"
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """fsync ``tmp`` and rename it to ``path`` (atomic within one file system)."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file under a temporary name, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(path)
+    try:
+        pq.write_table(table, tmp)
+        _publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write a text file under a temporary name, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(path)
+    try:
+        tmp.write_text(text)
+        _publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def encode_sample(frame: np.ndarray, mask: np.ndarray) -> tuple[bytes, bytes]:
+    """JPEG bytes of an RGB uint8 frame ``(h, w, 3)`` and PNG bytes of its soft mask
+    ``(h, w)`` in [0, 1] as ``round(255 p)``."""
+    ok, jpg = cv2.imencode(".jpg", np.ascontiguousarray(frame[:, :, ::-1]),
+                           [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    grey = np.round(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
+    ok_png, png = cv2.imencode(".png", grey)
+    if not (ok and ok_png):
+        raise RuntimeError("OpenCV could not encode a sample")
+    return jpg.tobytes(), png.tobytes()
+
+
+class ShardWriter:
+    """Writes one WebDataset shard under a temporary name; :meth:`commit` publishes it.
+
+    Parameters
+    ----------
+    path : Path
+        Final path of the tar (its folder is created).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = _temporary(path)
+        self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)
+
+    def add(self, key: str, members: dict[str, bytes]) -> dict[str, tuple[int, int]]:
+        """Append ``key.<ext>`` for each ``ext -> data``; returns ``ext -> (offset, size)``
+        of each member's data in the tar, in bytes."""
+        placed = {}
+        for ext, data in members.items():
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            header = len(info.tobuf(self._tar.format, self._tar.encoding, self._tar.errors))
+            placed[ext] = (self._tar.offset + header, len(data))
+            self._tar.addfile(info, io.BytesIO(data))
+        return placed
+
+    def commit(self) -> None:
+        """Finish the tar and rename it to its final path."""
+        self._tar.close()
+        _publish(self._tmp, self.path)
+
+    def discard(self) -> None:
+        """Drop the unfinished tar."""
+        self._tar.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class Sample:
+    """One training sample: ``frame`` (h, w, 3) uint8 RGB, ``mask`` (h, w) float32 soft
+    mask in [0, 1] (foreground > 0.7), and its manifest row ``meta``."""
+
+    key: str
+    frame: np.ndarray
+    mask: np.ndarray
+    meta: dict[str, Any]
+
+
+def decode_sample(key: str, jpg: bytes, png: bytes, meta: dict[str, Any]) -> Sample:
+    """A :class:`Sample` from its stored bytes."""
+    frame = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+    grey = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    if frame is None or grey is None:
+        raise ValueError(f"sample {key}: undecodable image data")
+    return Sample(key, frame[:, :, ::-1].copy(), grey.astype(np.float32) / 255.0, meta)
+
+
+def read_manifest(root: Path, kind: str = "samples") -> pa.Table:
+    """All manifest parts of one kind (``"samples"`` or ``"videos"``) as one table, parts
+    in shard order; an empty table of the right schema when there is none."""
+    schema = SAMPLE_SCHEMA if kind == "samples" else VIDEO_SCHEMA
+    parts = sorted((root / MANIFEST).glob(f"{kind}-*.parquet"))
+    if not parts:
+        return schema.empty_table()
+    return pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])
+
+
+class PseudoGTDataset:
+    """Reader of a dataset folder: random access by manifest row, or shard by shard.
+
+    Parameters
+    ----------
+    root : str or PathLike
+        The folder ``fastunlc build --out`` wrote.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` has no manifest.
+
+    Examples
+    --------
+    >>> data = PseudoGTDataset("dataset/")        # doctest: +SKIP
+    >>> sample = data[0]; sample.frame.shape, sample.mask.dtype
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if not (self.root / MANIFEST).is_dir():
+            raise FileNotFoundError(f"{self.root}: not a fastunlc dataset (no {MANIFEST}/ folder)")
+        self.manifest = read_manifest(self.root, "samples")
+        self._rows = self.manifest.to_pylist()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def member_bytes(self, index: int, ext: str) -> bytes:
+        """The stored bytes of member ``ext`` (``"jpg"`` or ``"png"``) of sample ``index``."""
+        row = self._rows[index]
+        with open(self.root / row["shard"], "rb") as f:
+            f.seek(row[f"{ext}_offset"])
+            data = f.read(row[f"{ext}_size"])
+        if len(data) != row[f"{ext}_size"]:
+            raise ValueError(f"{row['shard']}: truncated at sample {row['key']}.{ext}")
+        return data
+
+    def __getitem__(self, index: int) -> Sample:
+        row = self._rows[index]
+        return decode_sample(row["key"], self.member_bytes(index, "jpg"),
+                             self.member_bytes(index, "png"), row)
+
+    def iter_shards(self) -> Iterator[Sample]:
+        """Every sample, reading each shard from start to end as a WebDataset reader does."""
+        for shard in sorted((self.root / SHARDS).glob("*.tar")):
+            with tarfile.open(shard, "r") as tar:
+                group: dict[str, bytes] = {}
+                current = None
+                for member in tar:
+                    key, _, ext = member.name.partition(".")
+                    if key != current and group:
+                        yield _from_group(current, group)
+                        group = {}
+                    current = key
+                    group[ext] = tar.extractfile(member).read()
+                if group:
+                    yield _from_group(current, group)
+
+
+def _from_group(key: str, group: dict[str, bytes]) -> Sample:
+    return decode_sample(key, group["jpg"], group["png"], json.loads(group["json"]))
