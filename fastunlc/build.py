@@ -4,12 +4,15 @@ Per video: shots, uNLC masks (:func:`fastunlc.pipeline.iter_segment`), the paper
 (:func:`fastunlc.pruning.frame_verdict`), then a seeded draw of ``frames_per_shot`` of the
 kept frames of each shot, written as samples (:mod:`fastunlc.dataset`).
 
-The inputs, sorted, are cut into shards of ``videos_per_shard`` videos. A shard is the unit
-of work, of atomic publication and of resumption: it is built whole by one worker and
-counts as done once its manifest part exists, so rerunning the same command after an
-interruption skips the done shards and rebuilds the others, and ends with the dataset an
-uninterrupted run writes. Which frames are drawn depends only on the seed, the video and
-the shot, never on the order or the worker the videos ran in.
+The inputs, sorted, are cut into shards of ``videos_per_shard`` videos. A video is the
+unit of work: the workers run videos in parallel, and each finished video leaves a part
+(its samples in a small tar, its manifest rows in a JSON record, both published
+atomically) under ``.work/``. When all videos of a shard are finished, the parts are
+concatenated in input order into the shard's tar and manifest parts and deleted; a shard
+counts as built once its videos part exists. Rerunning the same command after an
+interruption keeps the built shards and the finished videos and does the rest, and ends
+with the dataset an uninterrupted run writes, whatever the number of workers. Which
+frames are drawn depends only on the seed, the video and the shot.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import hashlib
 import json
 import logging
 import os
-import queue
+import shutil
+import tarfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -44,6 +48,9 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", "
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
 """File endings of text files that list inputs, one path a line."""
 
+WORK = ".work"
+"""Folder of the dataset holding finished videos' parts until their shard is assembled."""
+_META_FIELDS = ("key", "video", "shot", "frame", "height", "width", "foreground_fraction")
 _VERDICT_COLUMNS = {"ok": "kept", "too little foreground": "too_little_foreground",
                     "too much foreground": "too_much_foreground",
                     "foreground on the border": "foreground_on_the_border"}
@@ -155,9 +162,10 @@ def _video_row(video: Path, key: str, shard: int) -> dict[str, Any]:
     return row
 
 
-def _add_video(writer: dataset.ShardWriter, video: Path, shard: int, options: BuildOptions,
-               samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Segment, prune and sample one video into ``writer``; returns its manifest row."""
+def _segment_and_sample(writer: dataset.ShardWriter, video: Path, shard: int,
+                        options: BuildOptions, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Segment, prune and sample one video into ``writer``; returns its manifest row.
+    Sample rows go to ``samples`` with member offsets in ``writer``'s tar."""
     key = video_key(video)
     row = _video_row(video, key, shard)
     began = time.perf_counter()
@@ -184,9 +192,7 @@ def _add_video(writer: dataset.ShardWriter, video: Path, shard: int, options: Bu
                           "frame": frame_index, "height": mask.shape[0], "width": mask.shape[1],
                           "foreground_fraction": verdicts[k].foreground_fraction,
                           "shard": f"{dataset.SHARDS}/{dataset.shard_name(shard)}.tar"}
-                meta = json.dumps({k: sample[k] for k in ("key", "video", "shot", "frame",
-                                                          "height", "width",
-                                                          "foreground_fraction")}).encode()
+                meta = json.dumps({k: sample[k] for k in _META_FIELDS}).encode()
                 placed = writer.add(sample["key"], {"jpg": jpg, "png": png, "json": meta})
                 for ext in ("jpg", "png"):
                     sample[f"{ext}_offset"], sample[f"{ext}_size"] = placed[ext]
@@ -204,24 +210,54 @@ def _add_video(writer: dataset.ShardWriter, video: Path, shard: int, options: Bu
     return row
 
 
-def build_shard(root: str | os.PathLike[str], shard: int, videos: Sequence[str],
-                options: BuildOptions) -> dict[str, Any]:
-    """Build shard ``shard`` of the dataset at ``root`` from ``videos`` and publish it.
+def _part_paths(root: Path, shard: int, position: int) -> tuple[Path, Path]:
+    """The finished-video part of video ``position`` of ``shard``: its samples' tar and its
+    record (written last, the mark of a finished video)."""
+    folder = root / WORK / dataset.shard_name(shard)
+    return folder / f"{position:06d}.tar", folder / f"{position:06d}.json"
 
-    Writes the tar, then the samples part, then the videos part (the mark of a finished
-    shard), each atomically. Returns ``{"shard", "videos", "samples", "failed", "frames",
-    "seconds"}``. Runs in a worker process; raises only for errors of the output itself
-    (a full disk, say), never for a bad video.
+
+def process_video(root: str | os.PathLike[str], shard: int, position: int, video: str,
+                  options: BuildOptions) -> dict[str, Any]:
+    """Build the part of one video (the local engine's unit of work; runs in a worker).
+
+    Writes the video's samples to a small tar and its manifest row and sample rows to a
+    JSON record beside it, both atomically, the record last. Returns the manifest row.
+    Raises only for errors of the output itself (a full disk, say), never for a bad video.
     """
-    root = Path(root)
-    began = time.perf_counter()
-    writer = dataset.ShardWriter(dataset.shard_path(root, shard))
+    tar, record = _part_paths(Path(root), shard, position)
+    writer = dataset.ShardWriter(tar)
     samples: list[dict[str, Any]] = []
-    rows = []
     try:
-        for video in videos:
-            rows.append(_add_video(writer, Path(video), shard, options, samples))
-            _report_video(rows[-1])
+        row = _segment_and_sample(writer, Path(video), shard, options, samples)
+        writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
+    dataset.write_text(json.dumps({"row": row, "samples": samples}), record)
+    return row
+
+
+def assemble_shard(root: Path, shard: int, count: int) -> dict[str, Any]:
+    """Concatenate the finished parts of the ``count`` videos of ``shard``, in input order,
+    into the shard's tar and manifest parts (tar, samples part, then videos part, each
+    atomically), then delete the parts. Returns ``{"shard", "videos", "samples",
+    "failed", "frames"}``."""
+    writer = dataset.ShardWriter(dataset.shard_path(root, shard))
+    rows, samples = [], []
+    try:
+        for position in range(count):
+            tar_path, record_path = _part_paths(root, shard, position)
+            record = json.loads(record_path.read_text())
+            rows.append(record["row"])
+            with tarfile.open(tar_path) as part:
+                for sample in record["samples"]:
+                    members = {ext: part.extractfile(f"{sample['key']}.{ext}").read()
+                               for ext in ("jpg", "png", "json")}
+                    placed = writer.add(sample["key"], members)
+                    for ext in ("jpg", "png"):
+                        sample[f"{ext}_offset"], sample[f"{ext}_size"] = placed[ext]
+                    samples.append(sample)
         writer.commit()
     except BaseException:
         writer.discard()
@@ -230,72 +266,45 @@ def build_shard(root: str | os.PathLike[str], shard: int, videos: Sequence[str],
                         dataset.samples_part(root, shard))
     dataset.write_table(pa.Table.from_pylist(rows, schema=dataset.VIDEO_SCHEMA),
                         dataset.videos_part(root, shard))
+    shutil.rmtree(root / WORK / dataset.shard_name(shard), ignore_errors=True)
     return {"shard": shard, "videos": len(rows), "samples": len(samples),
             "failed": sum(r["status"] == "failed" for r in rows),
-            "frames": sum(r["frames_processed"] for r in rows),
-            "seconds": time.perf_counter() - began}
+            "frames": sum(r["frames_processed"] for r in rows)}
 
 
-_PROGRESS = None  # a worker's queue to the parent, set by _start_worker
-
-
-def _report_video(row: dict[str, Any]) -> None:
-    """Tell the parent process that a video is done (local engine workers)."""
-    if _PROGRESS is not None:
-        _PROGRESS.put((row["video"], row["status"]))
-
-
-def _start_worker(threads: int, progress: Any) -> None:
-    """Worker start-up: share the machine's cores among the workers; keep the queue that
-    per-video progress goes to."""
-    global _PROGRESS
-    _PROGRESS = progress
+def _start_worker(threads: int) -> None:
+    """Worker start-up: share the machine's cores among the workers."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import numba
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def run_local(root: Path, tasks: list[tuple[int, list[str]]], options: BuildOptions,
-              workers: int, on_done: Callable[[dict[str, Any]], None],
-              on_video: Callable[[str, str], None] | None = None) -> None:
-    """The local engine: shards on a pool of ``workers`` processes on this machine.
+def run_local(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptions,
+              workers: int, on_video: Callable[[tuple[int, int, str], dict[str, Any]], None]
+              ) -> None:
+    """The local engine: videos on a pool of ``workers`` processes on this machine.
 
-    ``on_done`` is called in this process with each finished shard's summary, ``on_video``
-    with ``(video, status)`` as each video finishes. Worker processes are started fresh
-    (spawn), each with an equal share of the cores.
+    ``tasks`` are ``(shard, position, video)``; ``on_video`` is called in this process
+    with each task and its manifest row as the video finishes. Worker processes are
+    started fresh (spawn), each with an equal share of the cores.
     """
     threads = max(1, (os.cpu_count() or 1) // workers)
-    context = get_context("spawn")
-    progress = context.Queue()
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(threads, progress)) as pool:
-        pending = {pool.submit(build_shard, str(root), shard, videos, options)
-                   for shard, videos in tasks}
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                             initializer=_start_worker, initargs=(threads,)) as pool:
+        pending = {pool.submit(process_video, str(root), *task, options): task
+                   for task in tasks}
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=0.2)
-                _drain(progress, on_video)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    on_done(future.result())
-            _drain(progress, on_video)
+                    on_video(pending.pop(future), future.result())
         except BaseException:
             for future in pending:
                 future.cancel()
             for process in list(getattr(pool, "_processes", {}).values()):
                 process.terminate()
             raise
-
-
-def _drain(progress: Any, on_video: Callable[[str, str], None] | None) -> None:
-    """Pass the per-video reports waiting in the queue on to ``on_video``."""
-    while True:
-        try:
-            video, status = progress.get_nowait()
-        except queue.Empty:
-            return
-        if on_video is not None:
-            on_video(video, status)
 
 
 def plan_shards(videos: Sequence[Path], videos_per_shard: int) -> list[list[str]]:
@@ -313,7 +322,10 @@ def finished_shards(root: Path, count: int) -> set[int]:
 
 def remove_stale_temporaries(root: Path) -> None:
     """Delete hidden temporary files that an interrupted run left behind."""
-    for folder in (root / dataset.SHARDS, root / dataset.MANIFEST, root):
+    work = root / WORK
+    folders = [root / dataset.SHARDS, root / dataset.MANIFEST, root]
+    folders += [f for f in work.iterdir() if f.is_dir()] if work.is_dir() else []
+    for folder in folders:
         if folder.is_dir():
             for path in folder.glob(".*.tmp*"):
                 path.unlink(missing_ok=True)
@@ -377,7 +389,6 @@ def summarise(root: Path, missing: list[tuple[str, str]], run_seconds: float,
 
 def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                   options: BuildOptions = BuildOptions(), *, workers: int = 1,
-                  on_progress: Callable[[dict[str, Any]], None] | None = None,
                   on_video: Callable[[str, str], None] | None = None,
                   on_plan: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Build (or finish building) the dataset at ``out`` from ``inputs``; the Python API of
@@ -389,12 +400,10 @@ def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLi
         Video files, folders and list files (see :func:`discover_inputs`).
     out : path
         Dataset folder; created, or resumed when it holds an unfinished build of the same
-        inputs and options.
+        inputs and options: built shards and finished videos are kept, the rest is done.
     options : BuildOptions
     workers : int
-        Worker processes of the local engine.
-    on_progress : callable, optional
-        Called with each finished shard's summary (see :func:`build_shard`).
+        Worker processes of the local engine (videos run in parallel).
     on_video : callable, optional
         Called with ``(video, status)`` as each video finishes.
     on_plan : callable, optional
@@ -421,25 +430,35 @@ def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     check_or_record_plan(root, {"videos": [str(v) for v in found.videos],
                                 "options": options.to_dict(), "format": 1})
     remove_stale_temporaries(root)
-    done = finished_shards(root, len(shards))
-    tasks = [(i, videos) for i, videos in enumerate(shards) if i not in done]
+    built = finished_shards(root, len(shards))
+    remaining = {i: {p for p in range(len(videos)) if not _part_paths(root, i, p)[1].is_file()}
+                 for i, videos in enumerate(shards) if i not in built}
+    tasks = [(i, p, shards[i][p]) for i, left in remaining.items() for p in sorted(left)]
     if on_plan is not None:
-        on_plan(sum(len(v) for _, v in tasks), sum(len(shards[i]) for i in done))
-    logger.info("%d videos in %d shards; %d shards already built", len(found.videos),
-                len(shards), len(done))
+        on_plan(len(tasks), len(found.videos) - len(tasks))
+    logger.info("%d videos in %d shards; %d shards built, %d videos to do", len(found.videos),
+                len(shards), len(built), len(tasks))
     began = time.perf_counter()
-    totals = {"videos": 0, "frames": 0}
+    frames = 0
 
-    def finished(summary: dict[str, Any]) -> None:
-        totals["videos"] += summary["videos"]
-        totals["frames"] += summary["frames"]
-        logger.info("shard %d: %d videos, %d samples, %d failed, %.1f s", summary["shard"],
-                    summary["videos"], summary["samples"], summary["failed"],
-                    summary["seconds"])
-        if on_progress is not None:
-            on_progress(summary)
+    def assemble(shard: int) -> None:
+        summary = assemble_shard(root, shard, len(shards[shard]))
+        logger.info("shard %d: %d videos, %d samples, %d failed", summary["shard"],
+                    summary["videos"], summary["samples"], summary["failed"])
 
+    def finished(task: tuple[int, int, str], row: dict[str, Any]) -> None:
+        nonlocal frames
+        shard, position, video = task
+        frames += row["frames_processed"]
+        logger.info("%s: %s %s", video, row["status"], row["reason"])
+        if on_video is not None:
+            on_video(video, row["status"])
+        remaining[shard].discard(position)
+        if not remaining[shard]:
+            assemble(shard)
+
+    for shard in [i for i, left in remaining.items() if not left]:
+        assemble(shard)  # every video finished before an interruption
     if tasks:
-        run_local(root, tasks, options, workers, finished, on_video)
-    return summarise(root, found.missing, time.perf_counter() - began, totals["frames"],
-                     totals["videos"])
+        run_local(root, tasks, options, workers, finished)
+    return summarise(root, found.missing, time.perf_counter() - began, frames, len(tasks))

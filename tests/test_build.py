@@ -224,3 +224,21 @@ def test_cli_help_explains_build():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "WebDataset" in result.stdout and "--workers" in result.stdout
+
+
+def test_interrupted_build_keeps_finished_videos(built, videos, tmp_path):
+    """Ctrl-C after the first video: the rerun does only the videos not yet finished."""
+    root = tmp_path / "interrupted"
+
+    def interrupt(video: str, status: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset([str(v) for v in videos], root, OPTIONS, workers=1, on_video=interrupt)
+    assert not dataset.videos_part(root, 0).exists()
+    planned = []
+    build_dataset([str(v) for v in videos], root, OPTIONS, workers=1,
+                  on_plan=lambda todo, done: planned.append((todo, done)))
+    assert planned == [(3, 1)]
+    assert dataset_digest(root) == dataset_digest(built)
+    assert not (root / ".work" / "000000").exists()
