@@ -21,11 +21,15 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import shutil
+import signal
 import tarfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -95,6 +99,31 @@ class BuildOptions:
         out["config"] = self.config.to_dict()
         out["frames_per_shot"] = list(self.frames_per_shot)
         return out
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one video may cost a worker (not part of the dataset's identity).
+
+    Attributes
+    ----------
+    seconds : float or None
+        Wall-clock seconds per video; a video that takes longer is stopped and recorded
+        as failed. Checked between compiled steps, so a step that never returns to
+        Python (a decoder stuck in C) is caught only by the worker's death.
+    memory_mb : int or None
+        Memory a video may use, in MiB: each worker's address space (``RLIMIT_AS``) is
+        capped at its size after start-up plus this. A video that needs more fails
+        (out of memory, or a library that cannot map what it needs) instead of taking the
+        machine down.
+    """
+
+    seconds: float | None = None
+    memory_mb: int | None = None
+
+
+class VideoTimeout(Exception):
+    """A video ran past :attr:`Limits.seconds`."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +231,11 @@ def _segment_and_sample(writer: dataset.ShardWriter, video: Path, shard: int,
             row.update(status="empty", reason="no processed frame passed the pruning")
     except FastUNLCError as err:
         row.update(status="failed", reason=err.reason if isinstance(err, InputError) else str(err))
+    except VideoTimeout as err:
+        _cancel_alarm()
+        row.update(status="failed", reason=str(err))
+    except MemoryError:
+        row.update(status="failed", reason="out of memory")
     except Exception as err:  # an undecodable web video must cost one video, not the run
         logger.debug("%s: failed", video, exc_info=True)
         row.update(status="failed", reason=f"{type(err).__name__}: {err}")
@@ -218,24 +252,67 @@ def _part_paths(root: Path, shard: int, position: int) -> tuple[Path, Path]:
 
 
 def process_video(root: str | os.PathLike[str], shard: int, position: int, video: str,
-                  options: BuildOptions) -> dict[str, Any]:
+                  options: BuildOptions, seconds: float | None = None) -> dict[str, Any]:
     """Build the part of one video (the local engine's unit of work; runs in a worker).
 
     Writes the video's samples to a small tar and its manifest row and sample rows to a
     JSON record beside it, both atomically, the record last. Returns the manifest row.
     Raises only for errors of the output itself (a full disk, say), never for a bad video.
+    ``seconds`` limits the video's wall-clock time (SIGALRM: main thread of a worker only).
     """
     tar, record = _part_paths(Path(root), shard, position)
     writer = dataset.ShardWriter(tar)
     samples: list[dict[str, Any]] = []
     try:
-        row = _segment_and_sample(writer, Path(video), shard, options, samples)
+        with _time_limit(seconds):
+            row = _segment_and_sample(writer, Path(video), shard, options, samples)
         writer.commit()
     except BaseException:
         writer.discard()
         raise
+    if row["status"] == "failed":  # nothing of a failed video goes into the dataset
+        samples = []
+        if _MEMORY_MB and "memory limit" not in row["reason"]:
+            # Libraries often report a failed allocation as something else.
+            row["reason"] += f" (under the per-video memory limit of {_MEMORY_MB} MB)"
     dataset.write_text(json.dumps({"row": row, "samples": samples}), record)
     return row
+
+
+def write_failed_part(root: Path, shard: int, position: int, video: str, reason: str) -> dict:
+    """Record a video that killed its worker as failed; returns its manifest row."""
+    row = _video_row(Path(video), video_key(Path(video)), shard)
+    row.update(status="failed", reason=reason)
+    tar, record = _part_paths(root, shard, position)
+    writer = dataset.ShardWriter(tar)
+    writer.commit()
+    dataset.write_text(json.dumps({"row": row, "samples": []}), record)
+    return row
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise VideoTimeout in this (main) thread once ``seconds`` have passed, and again
+    every second until cancelled: an exception raised while C code called back into
+    Python (a JIT compiler's callback, say) can be swallowed there."""
+    if not seconds:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise VideoTimeout(f"took longer than {seconds:g} s (the per-video time limit)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    try:
+        yield
+    finally:
+        _cancel_alarm()
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _cancel_alarm() -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def assemble_shard(root: Path, shard: int, count: int) -> dict[str, Any]:
@@ -272,39 +349,95 @@ def assemble_shard(root: Path, shard: int, count: int) -> dict[str, Any]:
             "frames": sum(r["frames_processed"] for r in rows)}
 
 
-def _start_worker(threads: int) -> None:
-    """Worker start-up: share the machine's cores among the workers."""
+_MEMORY_MB: int | None = None  # this worker's per-video memory limit, set at start-up
+
+
+def _start_worker(threads: int, memory_mb: int | None) -> None:
+    """Worker start-up: share the machine's cores among the workers; load the libraries a
+    video needs, then cap the address space at what they take plus ``memory_mb``."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    import av  # noqa: F401  (decoders, loaded before the cap)
     import numba
 
+    from . import _C  # noqa: F401  (the flow kernel)
+
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    global _MEMORY_MB
+    _MEMORY_MB = memory_mb
+    if memory_mb:
+        limit = _address_space_bytes() + memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _address_space_bytes() -> int:
+    """This process's virtual memory size (Linux's ``VmSize``), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise OSError("VmSize not found in /proc/self/status")
 
 
 def run_local(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptions,
-              workers: int, on_video: Callable[[tuple[int, int, str], dict[str, Any]], None]
+              workers: int, on_video: Callable[[tuple[int, int, str], dict[str, Any]], None],
+              limits: Limits = Limits(), work: Callable[..., dict[str, Any]] = process_video
               ) -> None:
     """The local engine: videos on a pool of ``workers`` processes on this machine.
 
     ``tasks`` are ``(shard, position, video)``; ``on_video`` is called in this process
     with each task and its manifest row as the video finishes. Worker processes are
-    started fresh (spawn), each with an equal share of the cores.
+    started fresh (spawn), each with an equal share of the cores and ``limits``. When a
+    worker dies (a crash, the kernel's OOM killer), the videos it may have been running
+    are retried one at a time in a fresh worker; one that kills its worker alone is
+    recorded as failed and the build goes on. ``work`` is the function a worker runs per
+    video, with :func:`process_video`'s arguments (a module-level function: it is pickled).
     """
     threads = max(1, (os.cpu_count() or 1) // workers)
+    queue = list(tasks)
+    suspects: list[tuple[int, int, str]] = []
+    while queue or suspects:
+        if suspects:  # alone, so that a crash names its video
+            task = suspects.pop(0)
+            if _run_pool(root, [task], options, 1, threads, limits, on_video, work):
+                reason = "crashed its worker process (killed by a signal or out of memory)"
+                on_video(task, write_failed_part(root, *task, reason))
+        else:
+            unfinished = _run_pool(root, queue, options, workers, threads, limits, on_video,
+                                   work)
+            # The pool hands tasks out in order, at most one beyond its workers at a time:
+            # only those can have been running when a worker died.
+            suspects, queue = unfinished[:workers + 1], unfinished[workers + 1:]
+
+
+def _run_pool(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptions,
+              workers: int, threads: int, limits: Limits,
+              on_video: Callable[[tuple[int, int, str], dict[str, Any]], None],
+              work: Callable[..., dict[str, Any]]) -> list[tuple[int, int, str]]:
+    """Run ``tasks`` on one pool; returns, in order, the tasks left unfinished because a
+    worker died (none when all finished)."""
+    finished: set[tuple[int, int, str]] = set()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=_start_worker, initargs=(threads,)) as pool:
-        pending = {pool.submit(process_video, str(root), *task, options): task
+                             initializer=_start_worker,
+                             initargs=(threads, limits.memory_mb)) as pool:
+        pending = {pool.submit(work, str(root), *task, options, limits.seconds): task
                    for task in tasks}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    on_video(pending.pop(future), future.result())
+                    task = pending.pop(future)
+                    try:
+                        row = future.result()
+                    except BrokenProcessPool:
+                        return [t for t in tasks if t not in finished]
+                    finished.add(task)
+                    on_video(task, row)
         except BaseException:
             for future in pending:
                 future.cancel()
             for process in list(getattr(pool, "_processes", {}).values()):
                 process.terminate()
             raise
+    return []
 
 
 def plan_shards(videos: Sequence[Path], videos_per_shard: int) -> list[list[str]]:
@@ -389,6 +522,7 @@ def summarise(root: Path, missing: list[tuple[str, str]], run_seconds: float,
 
 def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                   options: BuildOptions = BuildOptions(), *, workers: int = 1,
+                  limits: Limits = Limits(),
                   on_video: Callable[[str, str], None] | None = None,
                   on_plan: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Build (or finish building) the dataset at ``out`` from ``inputs``; the Python API of
@@ -404,6 +538,8 @@ def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     options : BuildOptions
     workers : int
         Worker processes of the local engine (videos run in parallel).
+    limits : Limits
+        Per-video time and per-worker memory limits.
     on_video : callable, optional
         Called with ``(video, status)`` as each video finishes.
     on_plan : callable, optional
@@ -460,5 +596,5 @@ def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     for shard in [i for i, left in remaining.items() if not left]:
         assemble(shard)  # every video finished before an interruption
     if tasks:
-        run_local(root, tasks, options, workers, finished)
+        run_local(root, tasks, options, workers, finished, limits)
     return summarise(root, found.missing, time.perf_counter() - began, frames, len(tasks))

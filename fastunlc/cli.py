@@ -111,6 +111,12 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--min-foreground", type=float, default=0.1, metavar="F",
                        help="discard frames whose foreground covers less than this share of "
                             "the frame (default 0.1, the paper's)")
+    build.add_argument("--video-timeout", type=float, default=None, metavar="SECONDS",
+                       help="give up on a video after this many seconds and record it as "
+                            "failed (default: no limit)")
+    build.add_argument("--max-memory", type=int, default=None, metavar="MB",
+                       help="address space of each worker process; a video that needs more "
+                            "is recorded as failed (default: no limit)")
     build.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
     return parser
 
@@ -253,12 +259,15 @@ def _run_segment(args: argparse.Namespace) -> int:
 def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from tqdm import tqdm
 
-    from .build import BuildOptions, build_dataset
+    from .build import BuildOptions, Limits, build_dataset
 
     if args.workers < 1 or args.videos_per_shard < 1:
         parser.error("--workers and --videos-per-shard must be >= 1")
     if args.max_frames is not None and args.max_frames < 2:
         parser.error("--max-frames must be >= 2")
+    if (args.video_timeout is not None and args.video_timeout <= 0) or (
+            args.max_memory is not None and args.max_memory < 256):
+        parser.error("--video-timeout must be > 0 and --max-memory at least 256 MB")
     try:
         config = UNLCConfig(flow=args.flow, min_foreground=args.min_foreground)
     except ValueError as err:
@@ -291,6 +300,7 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     try:
         stats = build_dataset(args.inputs, args.out, options, workers=args.workers,
+                              limits=Limits(args.video_timeout, args.max_memory),
                               on_video=on_video, on_plan=on_plan)
     except FastUNLCError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -242,3 +242,46 @@ def test_interrupted_build_keeps_finished_videos(built, videos, tmp_path):
     assert planned == [(3, 1)]
     assert dataset_digest(root) == dataset_digest(built)
     assert not (root / ".work" / "000000").exists()
+
+
+def crash_on_clip_1(root, shard, position, video, options, seconds):
+    """A worker function that dies like a segfaulting decoder on 'clip 1'."""
+    from fastunlc.build import process_video
+
+    if Path(video).name == "clip 1.mp4":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return process_video(root, shard, position, video, options, seconds)
+
+
+def test_a_video_that_kills_its_worker_is_recorded_and_the_rest_built(videos, tmp_path):
+    from fastunlc.build import run_local
+
+    tasks = [(0, i, str(v.resolve())) for i, v in enumerate(videos[:3])]
+    rows = {}
+    run_local(tmp_path, tasks, OPTIONS, 2, lambda task, row: rows.update({task[1]: row}),
+              work=crash_on_clip_1)
+    assert sorted(rows) == [0, 1, 2]
+    assert rows[1]["status"] == "failed" and "crashed its worker" in rows[1]["reason"]
+    assert rows[0]["status"] == rows[2]["status"] == "ok"
+    for position in range(3):  # every video left its finished part
+        assert (tmp_path / ".work" / "000000" / f"{position:06d}.json").is_file()
+
+
+def test_time_and_memory_limits_fail_the_video_not_the_run(videos, tmp_path):
+    from fastunlc.build import Limits
+
+    slow = build_dataset([str(videos[0])], tmp_path / "slow", OPTIONS.__class__(
+        UNLCConfig(flow="c2f", min_foreground=0.02), (2, 4), 7, 2, 24),
+        limits=Limits(seconds=0.3))
+    assert slow["outcomes"]["failed"] == 1
+    failure = json.loads((tmp_path / "slow" / "failures.jsonl").read_text())
+    assert "took longer than 0.3 s" in failure["reason"]
+    enough = build_dataset([str(videos[0])], tmp_path / "enough", OPTIONS,
+                           limits=Limits(memory_mb=2048))
+    assert enough["outcomes"]["ok"] == 1
+    starved = build_dataset([str(v) for v in videos[:2]], tmp_path / "starved", OPTIONS,
+                            limits=Limits(memory_mb=1))
+    assert starved["outcomes"]["failed"] == 2  # both fail, the run ends normally
+    failures = (tmp_path / "starved" / "failures.jsonl").read_text().splitlines()
+    assert len(failures) == 2
+    assert all("memory limit of 1 MB" in json.loads(f)["reason"] for f in failures)
