@@ -118,6 +118,20 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="address space of each worker process; a video that needs more "
                             "is recorded as failed (default: no limit)")
     build.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
+
+    show = sub.add_parser("show", help="a picture of random samples of a built dataset",
+                          description="Render random samples of a dataset that 'fastunlc "
+                                      "build' wrote to a PNG: each frame with its soft mask "
+                                      "(red tint, foreground outlined in green) beside its "
+                                      "training trimap (green foreground, yellow ignored by "
+                                      "the loss, background as it is).")
+    show.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder")
+    show.add_argument("--out", type=Path, default=None, metavar="PNG",
+                      help="picture to write (default: DATASET/preview.png)")
+    show.add_argument("--count", type=int, default=16, metavar="N",
+                      help="samples to show (default 16)")
+    show.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
+    show.add_argument("--quiet", action="store_true", help="errors only")
     return parser
 
 
@@ -323,6 +337,27 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return 0
 
 
+def _run_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .dataset import PseudoGTDataset, preview
+    from .output import atomic_write_bytes, encode_png
+
+    if args.count < 1:
+        parser.error("--count must be >= 1")
+    out = args.out or args.dataset / "preview.png"
+    try:
+        data = PseudoGTDataset(args.dataset)
+        atomic_write_bytes(out, encode_png(preview(data, args.count, args.seed)))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: {out}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"{out}: {min(args.count, len(data))} of {len(data)} samples", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fastunlc`` command; returns the exit status."""
     parser = _build_parser()
@@ -337,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             return _run_build(args, parser)
+        if args.command == "show":
+            return _run_show(args, parser)
         if args.start < 0 or (args.max_frames is not None and args.max_frames < 1):
             parser.error("--start must be >= 0 and --max-frames >= 1")
         return _run_segment(args)

@@ -291,3 +291,29 @@ class PseudoGTDataset:
 
 def _from_group(key: str, group: dict[str, bytes]) -> Sample:
     return decode_sample(key, group["jpg"], group["png"], json.loads(group["json"]))
+
+
+def preview(data: PseudoGTDataset, count: int = 16, seed: int = 0, columns: int = 4,
+            config: Any = None) -> np.ndarray:
+    """A contact sheet of ``count`` random samples (seeded): per sample the frame with its
+    soft mask (red tint, foreground outlined in green) beside its trimap colouring (green
+    foreground, yellow ignored, background as it is). RGB uint8.
+
+    Raises ValueError when the dataset holds no sample.
+    """
+    from .config import REFERENCE
+    from .output import contact_sheet, overlay, trimap_overlay
+    from .pruning import trimap
+
+    config = config or REFERENCE
+    if len(data) == 0:
+        raise ValueError(f"{data.root}: the dataset holds no sample")
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(data), size=min(count, len(data)), replace=False))
+    tiles = []
+    for index in chosen:
+        sample = data[int(index)]
+        pair = np.hstack([overlay(sample.frame, sample.mask, config.foreground_threshold),
+                          trimap_overlay(sample.frame, trimap(sample.mask, config))])
+        tiles.append((f"{sample.meta['video_key'][:24]} f{sample.meta['frame']}", pair))
+    return contact_sheet(tiles, columns=columns, width=480)

@@ -62,6 +62,20 @@ def overlay(frame: np.ndarray, mask: np.ndarray, threshold: float = 0.7) -> np.n
     return out
 
 
+def trimap_overlay(frame: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """RGB uint8 preview of a training trimap (:func:`fastunlc.pruning.trimap`) over its
+    frame: foreground tinted green, the band the loss ignores tinted yellow, background
+    as it is."""
+    from .pruning import TRIMAP_FOREGROUND, TRIMAP_IGNORE
+
+    out = frame.astype(np.float64)
+    for value, colour in ((TRIMAP_FOREGROUND, (0.0, 255.0, 0.0)),
+                          (TRIMAP_IGNORE, (255.0, 220.0, 0.0))):
+        where = trimap == value
+        out[where] = 0.5 * out[where] + 0.5 * np.array(colour)
+    return out.astype(np.uint8)
+
+
 def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int = 4, width: int = 320
                   ) -> np.ndarray:
     """Grid of captioned RGB tiles, each scaled to ``width`` pixels wide."""

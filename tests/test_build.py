@@ -285,3 +285,21 @@ def test_time_and_memory_limits_fail_the_video_not_the_run(videos, tmp_path):
     failures = (tmp_path / "starved" / "failures.jsonl").read_text().splitlines()
     assert len(failures) == 2
     assert all("memory limit of 1 MB" in json.loads(f)["reason"] for f in failures)
+
+
+def test_show_renders_random_samples(built, tmp_path):
+    import cv2
+
+    out = tmp_path / "grid.png"
+    result = subprocess.run([sys.executable, "-m", "fastunlc", "show", str(built), "--out",
+                             str(out), "--count", "3"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape[1] == 3 * 480  # three tiles in a row
+    assert f"3 of {len(dataset.PseudoGTDataset(built))} samples" in result.stderr
+    missing = subprocess.run([sys.executable, "-m", "fastunlc", "show", str(tmp_path)],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().startswith("error:")
+    assert "not a fastunlc dataset" in missing.stderr
