@@ -362,11 +362,20 @@ def _start_worker(threads: int, memory_mb: int | None) -> None:
     from . import _C  # noqa: F401  (the flow kernel)
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _cap_memory(memory_mb)
+
+
+def _cap_memory(memory_mb: int | None) -> None:
+    """Cap this process's address space (soft limit, so that it can be set again for the
+    next video) at its present size plus ``memory_mb``."""
     global _MEMORY_MB
     _MEMORY_MB = memory_mb
     if memory_mb:
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
         limit = _address_space_bytes() + memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def _address_space_bytes() -> int:
@@ -398,8 +407,7 @@ def run_local(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptio
         if suspects:  # alone, so that a crash names its video
             task = suspects.pop(0)
             if _run_pool(root, [task], options, 1, threads, limits, on_video, work):
-                reason = "crashed its worker process (killed by a signal or out of memory)"
-                on_video(task, write_failed_part(root, *task, reason))
+                on_video(task, write_failed_part(root, *task, CRASHED))
         else:
             unfinished = _run_pool(root, queue, options, workers, threads, limits, on_video,
                                    work)
@@ -438,6 +446,72 @@ def _run_pool(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptio
                 process.terminate()
             raise
     return []
+
+
+CRASHED = "crashed its worker process (killed by a signal or out of memory)"
+
+
+def run_ray(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptions,
+            on_video: Callable[[tuple[int, int, str], dict[str, Any]], None],
+            limits: Limits = Limits(), address: str | None = None, cpus_per_video: float = 1,
+            memory_mb_per_video: int | None = None, retries: int = 3,
+            work: Callable[..., dict[str, Any]] = process_video) -> None:
+    """The Ray engine: each video a Ray task, on a running cluster or a local instance.
+
+    Parameters
+    ----------
+    root, tasks, options, on_video, limits, work
+        As for :func:`run_local`. ``root`` must be on storage every node sees.
+    address : str or None
+        Cluster to join (``"auto"`` or ``"HOST:PORT"``); None starts a local instance for
+        the run (or uses the one this process already started).
+    cpus_per_video, memory_mb_per_video : float, int or None
+        What each task asks the scheduler for: its CPU share and, when given, its memory
+        (``limits.memory_mb`` when that is set and this is not). A GPU backend would ask
+        for GPUs the same way.
+    retries : int
+        Times Ray reruns a task whose worker died (a lost node, a crash); a video that
+        still kills its worker is recorded as failed.
+    """
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        memory = memory_mb_per_video or limits.memory_mb
+        resources: dict[str, Any] = {"num_cpus": cpus_per_video, "max_retries": retries}
+        if memory:
+            resources["memory"] = memory * 2**20
+        remote = ray.remote(_ray_video).options(**resources)
+        threads = max(1, int(cpus_per_video))
+        pending = {remote.remote(work, str(root), *task, options, limits, threads): task
+                   for task in tasks}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                task = pending.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                        ray.exceptions.OutOfMemoryError):
+                    row = write_failed_part(root, *task, CRASHED)
+                on_video(task, row)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_video(work: Callable[..., dict[str, Any]], root: str, shard: int, position: int,
+               video: str, options: BuildOptions, limits: Limits, threads: int
+               ) -> dict[str, Any]:
+    """One video in a Ray worker: its share of threads and memory, then ``work``."""
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _cap_memory(limits.memory_mb)
+    return work(root, shard, position, video, options, limits.seconds)
 
 
 def plan_shards(videos: Sequence[Path], videos_per_shard: int) -> list[list[str]]:
@@ -522,7 +596,8 @@ def summarise(root: Path, missing: list[tuple[str, str]], run_seconds: float,
 
 def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                   options: BuildOptions = BuildOptions(), *, workers: int = 1,
-                  limits: Limits = Limits(),
+                  limits: Limits = Limits(), engine: str = "local",
+                  ray_options: dict[str, Any] | None = None,
                   on_video: Callable[[str, str], None] | None = None,
                   on_plan: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Build (or finish building) the dataset at ``out`` from ``inputs``; the Python API of
@@ -539,7 +614,11 @@ def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     workers : int
         Worker processes of the local engine (videos run in parallel).
     limits : Limits
-        Per-video time and per-worker memory limits.
+        Per-video time and memory limits.
+    engine : {"local", "ray"}
+        Where videos run: :func:`run_local` (``workers`` processes) or :func:`run_ray`.
+    ray_options : dict, optional
+        Keyword arguments of :func:`run_ray` (``address``, ``cpus_per_video``, ...).
     on_video : callable, optional
         Called with ``(video, status)`` as each video finishes.
     on_plan : callable, optional
@@ -557,6 +636,8 @@ def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     root = Path(out)
     found = discover_inputs(inputs)
     if not found.videos:
@@ -596,5 +677,8 @@ def build_dataset(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     for shard in [i for i, left in remaining.items() if not left]:
         assemble(shard)  # every video finished before an interruption
     if tasks:
-        run_local(root, tasks, options, workers, finished, limits)
+        if engine == "ray":
+            run_ray(root.resolve(), tasks, options, finished, limits, **(ray_options or {}))
+        else:
+            run_local(root, tasks, options, workers, finished, limits)
     return summarise(root, found.missing, time.perf_counter() - began, frames, len(tasks))

@@ -97,8 +97,16 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--workers", type=int, default=1, metavar="N",
                        help="worker processes (default 1; each gets an equal share of the "
                             "cores)")
-    build.add_argument("--engine", choices=("local",), default="local",
-                       help="where the work runs: local = a process pool on this machine")
+    build.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="where the work runs: local = a process pool on this machine "
+                            "(default); ray = Ray tasks on a cluster (--address) or on a "
+                            "local Ray instance")
+    build.add_argument("--address", default=None, metavar="ADDR",
+                       help="with --engine ray: the cluster to join, 'auto' or HOST:PORT "
+                            "(default: start a local instance); DATASET must be on storage "
+                            "every node sees")
+    build.add_argument("--cpus-per-video", type=float, default=1.0, metavar="N",
+                       help="with --engine ray: CPUs each video's task asks for (default 1)")
     build.add_argument("--frames-per-shot", type=_frame_range, default=(5, 10), metavar="A..B",
                        help="frames kept per shot, drawn at random from A to B (default 5..10)")
     build.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
@@ -277,6 +285,8 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     if args.workers < 1 or args.videos_per_shard < 1:
         parser.error("--workers and --videos-per-shard must be >= 1")
+    if args.cpus_per_video <= 0:
+        parser.error("--cpus-per-video must be > 0")
     if args.max_frames is not None and args.max_frames < 2:
         parser.error("--max-frames must be >= 2")
     if (args.video_timeout is not None and args.video_timeout <= 0) or (
@@ -315,6 +325,9 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     try:
         stats = build_dataset(args.inputs, args.out, options, workers=args.workers,
                               limits=Limits(args.video_timeout, args.max_memory),
+                              engine=args.engine,
+                              ray_options={"address": args.address,
+                                           "cpus_per_video": args.cpus_per_video},
                               on_video=on_video, on_plan=on_plan)
     except FastUNLCError as err:
         print(f"error: {err}", file=sys.stderr)

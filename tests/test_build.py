@@ -303,3 +303,46 @@ def test_show_renders_random_samples(built, tmp_path):
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().startswith("error:")
     assert "not a fastunlc dataset" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    ray = pytest.importorskip("ray", reason="the Ray engine needs the 'ray' extra")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_engine_builds_the_local_engines_dataset(ray_instance, built, videos, tmp_path):
+    root = tmp_path / "ray"
+    stats = build_dataset([str(v) for v in videos], root, OPTIONS, engine="ray")
+    assert stats["this_run"]["videos"] == 4
+    assert dataset_digest(root) == dataset_digest(built)
+
+
+def test_ray_retries_a_video_whose_worker_died(ray_instance, built, videos, tmp_path):
+    from fastunlc.build import run_ray
+
+    def die_once(root, shard, position, video, options, seconds):
+        from fastunlc.build import process_video
+
+        marker = Path(root) / f".died-{position}"
+        if position == 1 and not marker.exists():
+            marker.touch()
+            os._exit(1)  # the worker process dies mid-task
+        return process_video(root, shard, position, video, options, seconds)
+
+    tasks = [(0, i, str(v.resolve())) for i, v in enumerate(videos[:2])]
+    rows = {}
+    run_ray(tmp_path, tasks, OPTIONS, lambda task, row: rows.update({task[1]: row}),
+            work=die_once)
+    assert (tmp_path / ".died-1").exists()  # it did die once
+    assert rows[0]["status"] == rows[1]["status"] == "ok"  # and was retried
+
+    def always_die(root, shard, position, video, options, seconds):
+        os._exit(1)
+
+    rows.clear()
+    run_ray(tmp_path, tasks[:1], OPTIONS, lambda task, row: rows.update({task[1]: row}),
+            retries=1, work=always_die)
+    assert rows[0]["status"] == "failed" and "crashed its worker" in rows[0]["reason"]
