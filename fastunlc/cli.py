@@ -340,6 +340,8 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             bar.close()
         logger.removeHandler(log)
         log.close()
+    if args.quiet:
+        return 0
     outcomes = stats["outcomes"]
     run = stats["this_run"]
     print(f"{args.out}: {stats['samples']} samples from {stats['videos']} videos "

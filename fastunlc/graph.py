@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import faiss
 import numpy as np
 import scipy.sparse as sp
+from numba import get_num_threads
 
 from .config import REFERENCE, UNLCConfig
 
@@ -126,19 +128,27 @@ def _blas_distances() -> Iterator[None]:
 def _search_windows(centred: np.ndarray, offsets: np.ndarray, first: np.ndarray,
                     last: np.ndarray, m: int, indices: np.ndarray,
                     sq_distances: np.ndarray) -> None:
-    """Fill ``indices`` / ``sq_distances`` (k, M) with one exact search per window."""
+    """Fill ``indices`` / ``sq_distances`` (k, M) with one exact search per window.
+
+    Windows run on Numba's number of threads, each search on one OpenMP thread: FAISS's
+    results (distances to the last bit, hence the order of near-ties) depend on how many
+    OpenMP threads a search uses, and the graph must not depend on the machine.
+    """
     n = offsets.size - 1
+    windows = []
     f = 0
     while f < n:
         # Consecutive frames with the same window share one search.
         g = f + 1
         while g < n and first[g] == first[f] and last[g] == last[f]:
             g += 1
-        q0, q1 = offsets[f], offsets[g]
-        c0, c1 = offsets[first[f]], offsets[last[f] + 1]
+        if offsets[g] > offsets[f]:
+            windows.append((offsets[f], offsets[g], offsets[first[f]], offsets[last[f] + 1]))
         f = g
-        if q1 == q0:
-            continue
+
+    def search(window: tuple[int, int, int, int]) -> None:
+        q0, q1, c0, c1 = window
+        faiss.omp_set_num_threads(1)  # this thread's OpenMP setting only
         width = min(m, c1 - c0)
         dist, idx = faiss.knn(centred[q0:q1], centred[c0:c1], int(width))
         idx += c0
@@ -151,6 +161,9 @@ def _search_windows(centred: np.ndarray, offsets: np.ndarray, first: np.ndarray,
         dist[missing, -1] = 0.0
         indices[q0:q1, :width] = idx
         sq_distances[q0:q1, :width] = np.maximum(dist, 0.0)
+
+    with ThreadPoolExecutor(max(1, min(get_num_threads(), len(windows)))) as pool:
+        list(pool.map(search, windows))
 
 
 def transition_matrix(

@@ -191,3 +191,39 @@ def test_more_duplicates_than_neighbours_still_includes_self():
 def test_bad_input(descriptors, offsets, message):
     with pytest.raises(ValueError, match=message):
         transition_matrix(descriptors, np.asarray(offsets))
+
+
+_GRAPH_DIGEST = """
+import hashlib, sys
+import numpy as np
+from fastunlc.graph import transition_matrix
+data = np.load(sys.argv[1])
+t = transition_matrix(data["descriptors"], data["offsets"])
+print(hashlib.sha1(t.data.tobytes() + t.indices.tobytes() + t.indptr.tobytes()).hexdigest())
+"""
+
+
+def test_graph_does_not_depend_on_the_thread_counts(data_dir, tmp_path):
+    """Same bits with 1 or 2 OpenMP and Numba threads (FAISS's distances otherwise change
+    with its OpenMP threads, and with them the order of near-ties)."""
+    import os
+    import subprocess
+    import sys
+
+    from fastunlc.descriptors import superpixel_descriptors_batch
+    from fastunlc.superpixels import slic_superpixels_batch
+
+    from .conftest import read_video_frames
+
+    frames = read_video_frames(data_dir / "vtest.avi", 0, 12)
+    labels, counts = slic_superpixels_batch(frames)
+    descriptors, offsets = superpixel_descriptors_batch(frames, labels, counts)
+    path = tmp_path / "shot.npz"
+    np.savez(path, descriptors=descriptors, offsets=offsets)
+    digests = set()
+    for threads in ("1", "2"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
+        result = subprocess.run([sys.executable, "-c", _GRAPH_DIGEST, str(path)], env=env,
+                                capture_output=True, text=True, timeout=300, check=True)
+        digests.add(result.stdout.strip())
+    assert len(digests) == 1
