@@ -1,18 +1,23 @@
-"""Milliseconds per frame of OpenCV's SLIC (``cv2.ximgproc``) on the frames bench_slic.py uses.
+"""Milliseconds per frame of other SLIC implementations on the frames bench_slic.py uses:
+OpenCV's ``cv2.ximgproc`` and fast-slic.
 
 ``cv2.ximgproc`` ships only in the opencv-contrib wheels, which must not be installed
 beside fastunlc's opencv-python-headless (two wheels of one ``cv2`` break each other).
 This script therefore needs nothing of fastunlc: run it with another interpreter,
 
     python -m venv /tmp/contrib && /tmp/contrib/bin/pip install numpy opencv-contrib-python-headless
-    /tmp/contrib/bin/python benchmarks/bench_slic_opencv.py
+    /tmp/contrib/bin/pip install cython setuptools && \
+        /tmp/contrib/bin/pip install --no-build-isolation fast-slic    # optional
+    /tmp/contrib/bin/python benchmarks/bench_slic_others.py
 
 and compare with ``slic_superpixels, one call per frame`` (one thread) from
 ``python benchmarks/bench_slic.py``. Each frame is resized as fastunlc resizes it (longer
 side 650 px, ``INTER_AREA``), then timed through the same steps as fastunlc's SLIC: CIELAB
 conversion, Gaussian smoothing (sigma 5), 10 iterations with a region size giving 400
 superpixels and ruler (compactness) 10, then connectivity enforcement. OpenCV runs on one
-thread (``cv2.setNumThreads(1)``). Each algorithm's time is the best of ``--repeat`` runs.
+thread (``cv2.setNumThreads(1)``). fast-slic (when installed) runs on one thread on the
+RGB frame with 400 components, compactness 10 and 10 iterations, converting to CIELAB
+itself and without pre-smoothing (it has none). Each time is the best of ``--repeat`` runs.
 """
 
 from __future__ import annotations
@@ -91,6 +96,22 @@ def main() -> None:
             counts = [segment(frame, algorithm, region_size) for frame in frames]
             best = min(best, time.perf_counter() - began)
         print(f"| cv2.ximgproc {name} | {best / len(frames) * 1e3:.1f} | {np.mean(counts):.0f} |")
+    try:
+        from fast_slic import Slic
+        from fast_slic.avx2 import SlicAvx2
+    except ImportError:
+        print("| fast-slic | not measured (not installed) | |")
+        return
+    rgb = [np.ascontiguousarray(frame[:, :, ::-1]) for frame in frames]
+    for name, cls in (("fast-slic", Slic), ("fast-slic AVX2", SlicAvx2)):
+        best = float("inf")
+        for _ in range(args.repeat):
+            began = time.perf_counter()
+            counts = [len(np.unique(cls(num_components=N_SEGMENTS, compactness=RULER,
+                                        num_threads=1).iterate(f, max_iter=ITERATIONS)))
+                      for f in rgb]
+            best = min(best, time.perf_counter() - began)
+        print(f"| {name} | {best / len(frames) * 1e3:.1f} | {np.mean(counts):.0f} |")
 
 
 if __name__ == "__main__":
