@@ -442,6 +442,8 @@ def _run_pool(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptio
         except BaseException:
             for future in pending:
                 future.cancel()
+            # Python < 3.14 has no public call that stops busy workers: without this an
+            # interrupt would wait for the videos in flight.
             for process in list(getattr(pool, "_processes", {}).values()):
                 process.terminate()
             raise

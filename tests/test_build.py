@@ -95,11 +95,14 @@ def test_layout_manifest_and_stats(built, videos):
 def test_reader_agrees_byte_for_byte_with_shards(built):
     data = dataset.PseudoGTDataset(built)
     assert len(data) > 0
+    assert data[-1].key == data.row(len(data) - 1)["key"]
+    with pytest.raises(IndexError):
+        data[len(data)]
     by_key = {s.key: s for s in data.iter_shards()}
     assert len(by_key) == len(data)
     for i in range(len(data)):
         sample = data[i]
-        row = data.manifest.slice(i, 1).to_pylist()[0]
+        row = data.row(i)
         with tarfile.open(built / row["shard"]) as tar:
             jpg = tar.extractfile(f"{row['key']}.jpg").read()
             png = tar.extractfile(f"{row['key']}.png").read()
