@@ -450,13 +450,16 @@ def _run_pool(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptio
     return []
 
 
+MEMORY_MB_PER_VIDEO = 1024
+"""Memory a Ray task asks for by default, in MiB: one process segmenting a 110-frame shot
+at 650 px peaked at 880-951 MB (benchmarks/RESULTS.md, end-to-end table)."""
 CRASHED = "crashed its worker process (killed by a signal or out of memory)"
 
 
 def run_ray(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptions,
             on_video: Callable[[tuple[int, int, str], dict[str, Any]], None],
             limits: Limits = Limits(), address: str | None = None, cpus_per_video: float = 1,
-            memory_mb_per_video: int | None = None, retries: int = 3,
+            memory_mb_per_video: int | None = MEMORY_MB_PER_VIDEO, retries: int = 3,
             work: Callable[..., dict[str, Any]] = process_video) -> None:
     """The Ray engine: each video a Ray task, on a running cluster or a local instance.
 
@@ -468,9 +471,9 @@ def run_ray(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptions
         Cluster to join (``"auto"`` or ``"HOST:PORT"``); None starts a local instance for
         the run (or uses the one this process already started).
     cpus_per_video, memory_mb_per_video : float, int or None
-        What each task asks the scheduler for: its CPU share and, when given, its memory
-        (``limits.memory_mb`` when that is set and this is not). A GPU backend would ask
-        for GPUs the same way.
+        What each task asks the scheduler for: its CPU share and its memory
+        (:data:`MEMORY_MB_PER_VIDEO` by default; ``limits.memory_mb`` when that is set).
+        A GPU backend would ask for GPUs the same way.
     retries : int
         Times Ray reruns a task whose worker died (a lost node, a crash); a video that
         still kills its worker is recorded as failed.
@@ -482,7 +485,7 @@ def run_ray(root: Path, tasks: list[tuple[int, int, str]], options: BuildOptions
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
         started = True
     try:
-        memory = memory_mb_per_video or limits.memory_mb
+        memory = limits.memory_mb or memory_mb_per_video
         resources: dict[str, Any] = {"num_cpus": cpus_per_video, "max_retries": retries}
         if memory:
             resources["memory"] = memory * 2**20
