@@ -74,7 +74,7 @@ class BuildOptions:
     seed : int
         Seed of the draws.
     videos_per_shard : int
-        Videos per shard (a few hundred make shards of a few hundred MB).
+        Videos per shard.
     max_frames : int or None
         Use at most this many frames of each video.
     """

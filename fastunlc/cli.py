@@ -113,7 +113,7 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--flow", choices=("c2f", "dis"), default="c2f",
                        help="optical flow, as for 'fastunlc segment' (default c2f)")
     build.add_argument("--videos-per-shard", type=int, default=256, metavar="N",
-                       help="videos per shard (default 256: shards of a few hundred MB)")
+                       help="videos per shard (default 256)")
     build.add_argument("--max-frames", type=int, default=None, metavar="N",
                        help="use at most the first N frames of each video (default: all)")
     build.add_argument("--min-foreground", type=float, default=0.1, metavar="F",

@@ -252,7 +252,7 @@ class PseudoGTDataset:
         if not (self.root / MANIFEST).is_dir():
             raise FileNotFoundError(f"{self.root}: not a fastunlc dataset (no {MANIFEST}/ folder)")
         self.manifest = read_manifest(self.root, "samples")
-        # Columns, not row dicts: the paper's 1.6M samples stay a few hundred MB.
+        # Columns, not a Python dict per row: manifests of millions of samples stay compact.
         self._keys = self.manifest["key"].to_pylist()
         self._shards = self.manifest["shard"].to_pylist()
         self._spans = {ext: (self.manifest[f"{ext}_offset"].to_numpy(),
