@@ -194,7 +194,8 @@ def _video_row(video: Path, key: str, shard: int) -> dict[str, Any]:
 def _segment_and_sample(writer: dataset.ShardWriter, video: Path, shard: int,
                         options: BuildOptions, samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Segment, prune and sample one video into ``writer``; returns its manifest row.
-    Sample rows go to ``samples`` with member offsets in ``writer``'s tar."""
+    Sample rows go to ``samples``, without byte offsets: those are the shard's, set when
+    the shard is assembled."""
     key = video_key(video)
     row = _video_row(video, key, shard)
     began = time.perf_counter()
@@ -222,9 +223,7 @@ def _segment_and_sample(writer: dataset.ShardWriter, video: Path, shard: int,
                           "foreground_fraction": verdicts[k].foreground_fraction,
                           "shard": f"{dataset.SHARDS}/{dataset.shard_name(shard)}.tar"}
                 meta = json.dumps({k: sample[k] for k in _META_FIELDS}).encode()
-                placed = writer.add(sample["key"], {"jpg": jpg, "png": png, "json": meta})
-                for ext in ("jpg", "png"):
-                    sample[f"{ext}_offset"], sample[f"{ext}_size"] = placed[ext]
+                writer.add(sample["key"], {"jpg": jpg, "png": png, "json": meta})
                 samples.append(sample)
                 row["samples"] += 1
         if row["samples"] == 0:

@@ -43,9 +43,10 @@ def bin_index(x: float, lo: float, hi: float, edges: np.ndarray) -> int:
 
 @njit(cache=True, inline="always")
 def accumulate_pixel(
-    hist: np.ndarray, rgb: np.ndarray, lab: np.ndarray, y: int, x: int, edges: np.ndarray
+    hist: np.ndarray, rgb: np.ndarray, lab: np.ndarray, y: int, x: int, edges: np.ndarray,
+    weight: float = 1.0,
 ) -> None:
-    """Add pixel ``(y, x)`` to ``hist`` ``(6, bins)``.
+    """Add pixel ``(y, x)`` to ``hist`` ``(6, bins)``, ``weight`` times.
 
     ``rgb`` is uint8 and ``lab`` float64, both ``(h, w, 3)``.
     """
@@ -53,11 +54,11 @@ def accumulate_pixel(
         v = np.float64(rgb[y, x, c])
         b = bin_index(v, CHANNEL_RANGES[c, 0], CHANNEL_RANGES[c, 1], edges[c])
         if b >= 0:
-            hist[c, b] += 1.0
+            hist[c, b] += weight
         v = lab[y, x, c]
         b = bin_index(v, CHANNEL_RANGES[3 + c, 0], CHANNEL_RANGES[3 + c, 1], edges[3 + c])
         if b >= 0:
-            hist[3 + c, b] += 1.0
+            hist[3 + c, b] += weight
 
 
 @njit(cache=True, inline="always")
@@ -84,18 +85,12 @@ def colour_histograms(
     writes the L1-normalised ``(6 * bins,)`` float64 row into ``out``. Counts are whole
     numbers, exact in float64 in any order, so this equals the pixel-by-pixel histograms."""
     bins = edges.shape[1] - 1
+    k = colours.shape[0]
+    rgb = colours.reshape(k, 1, 3)  # a one-column image, for accumulate_pixel
+    lab = lab.reshape(k, 1, 3)
     hist = np.zeros((6, bins))
-    for k in range(colours.shape[0]):
-        weight = np.float64(counts[k])
-        for c in range(3):
-            b = bin_index(np.float64(colours[k, c]), CHANNEL_RANGES[c, 0], CHANNEL_RANGES[c, 1],
-                          edges[c])
-            if b >= 0:
-                hist[c, b] += weight
-            b = bin_index(lab[k, c], CHANNEL_RANGES[3 + c, 0], CHANNEL_RANGES[3 + c, 1],
-                          edges[3 + c])
-            if b >= 0:
-                hist[3 + c, b] += weight
+    for i in range(k):
+        accumulate_pixel(hist, rgb, lab, i, 0, edges, np.float64(counts[i]))
     normalise_rows(hist)
     for c in range(6):
         for b in range(bins):
