@@ -29,6 +29,8 @@ import numpy as np
 from skimage.color import rgb2lab
 from skimage.segmentation import slic
 
+from .config import REFERENCE
+
 logger = logging.getLogger(__name__)
 
 # Mean superpixel colours closer than this (CIELAB units) everywhere: no contrast at all.
@@ -38,10 +40,10 @@ _FLAT = 1e-6
 def appearance_saliency(
     frame: np.ndarray,
     *,
-    n_segments: int = 200,
-    compactness: float = 10.0,
-    alpha: float = 0.99,
-    sigma2: float = 0.1,
+    n_segments: int = REFERENCE.appearance_n_segments,
+    compactness: float = REFERENCE.appearance_compactness,
+    alpha: float = REFERENCE.appearance_alpha,
+    sigma2: float = REFERENCE.appearance_sigma2,
 ) -> np.ndarray:
     """Manifold-ranking saliency of one RGB frame, high = salient.
 
@@ -50,14 +52,15 @@ def appearance_saliency(
     frame : (h, w, 3) uint8 ndarray
         RGB frame; in uNLC the 100 x 100 flow frame. Both sides must be >= 8.
     n_segments : int
-        Approximate number of SLIC superpixels (the paper's 200).
+        Approximate number of SLIC superpixels (``config.appearance_n_segments``, the
+        paper's 200).
     compactness : float
-        SLIC compactness (scikit-image's default, 10).
+        SLIC compactness (``config.appearance_compactness``, scikit-image's default 10).
     alpha : float
-        Manifold-ranking balance in (0, 1); the paper's 0.99.
+        Manifold-ranking balance in (0, 1) (``config.appearance_alpha``, the paper's 0.99).
     sigma2 : float
-        Edge-weight scale ``sigma^2`` on colour distances normalised to [0, 1]; the
-        paper's 0.1.
+        Edge-weight scale ``sigma^2`` on colour distances normalised to [0, 1]
+        (``config.appearance_sigma2``, the paper's 0.1).
 
     Returns
     -------

@@ -8,8 +8,14 @@ reference does not have, the field's comment says so and what the reference does
 
 from __future__ import annotations
 
+import difflib
+import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from numbers import Integral, Real
+from typing import Any, Literal, get_args
+
+from .backend import DEVICES, Device, check_device
 
 FlowMethod = Literal["c2f", "dis"]
 BlockNorm = Literal["L1", "L1-sqrt", "L2", "L2-Hys"]
@@ -23,6 +29,10 @@ class UNLCConfig:
     quantity they compare (flow magnitude in pixels of the 100x100 flow frame,
     directions in radians, saliency and masks in [0, 1]).
     """
+
+    # -- where the kernels run ---------------------------------------------------------
+    device: Device = "cpu"
+    """Backend of the compiled kernels (:mod:`fastunlc.backend`); only ``cpu`` is built."""
 
     # -- 0. input ------------------------------------------------------------------
     max_side: int = 650
@@ -61,6 +71,15 @@ class UNLCConfig:
     """Side of the mean filter applied to each pair's deviation."""
     min_dominant_fraction: float = 0.5
     """Below this fraction of dominant frames the appearance fallback is used."""
+    appearance_n_segments: int = 200
+    """Appearance fallback (manifold ranking, Yang et al. 2013): SLIC superpixels per
+    flow frame, the paper's 200."""
+    appearance_compactness: float = 10.0
+    """Appearance fallback: SLIC compactness (scikit-image's default)."""
+    appearance_alpha: float = 0.99
+    """Appearance fallback: manifold-ranking balance in (0, 1), the paper's 0.99."""
+    appearance_sigma2: float = 0.1
+    """Appearance fallback: edge-weight scale on colour distances normalised to [0, 1]."""
     border_fraction: float = 0.125
     """Saliency within ``int(min(h, w) * border_fraction)`` pixels of the border is zeroed."""
     static_saliency_floor: float = 0.05
@@ -74,6 +93,10 @@ class UNLCConfig:
     slic_compactness: float = 10.0
     slic_max_iter: int = 10
     slic_sigma: float = 5.0
+    slic_min_size_factor: float = 0.5
+    """Connectivity: segments under this x the mean segment size are merged (skimage's)."""
+    slic_max_size_factor: float = 3.0
+    """Connectivity: the largest size a merged segment may reach, x the mean (skimage's)."""
 
     # -- 4. descriptors -----------------------------------------------------------------
     patch_size: int = 15
@@ -101,6 +124,8 @@ class UNLCConfig:
     """... to this value (the reference's ``binTh / 4``)."""
     relative_blob_size: float = 0.6
     """Finally, blobs smaller than this x the largest blob drop to just under the threshold."""
+    small_blob_margin: float = 1e-5
+    """... namely to ``foreground_threshold - small_blob_margin``."""
 
     # -- 7. pruning and trimap ----------------------------------------------------------
     min_foreground: float = 0.10
@@ -116,32 +141,200 @@ class UNLCConfig:
         return self.neighbours_per_frame * (2 * self.temporal_radius + 1)
 
     def __post_init__(self) -> None:
-        if self.flow not in ("c2f", "dis"):
-            raise ValueError(f"flow must be 'c2f' or 'dis', got {self.flow!r}")
-        if self.hog_block_norm not in ("L1", "L1-sqrt", "L2", "L2-Hys"):
-            raise ValueError(f"hog_block_norm must be L1, L1-sqrt, L2 or L2-Hys, got "
-                             f"{self.hog_block_norm!r}")
+        for f in fields(self):
+            _check_field(f.name, getattr(self, f.name))
+        check_device(self.device)
         if self.voting_iterations % self.voting_rounds:
             raise ValueError("voting_iterations must be a multiple of voting_rounds, got "
                              f"{self.voting_iterations} and {self.voting_rounds}")
         if self.patch_size % self.hog_cell:
             raise ValueError("patch_size must be a multiple of hog_cell, got "
                              f"{self.patch_size} and {self.hog_cell}")
-        for name in ("max_side", "min_side", "min_shot", "max_shot", "flow_size", "n_segments",
-                     "patch_size", "temporal_radius", "neighbours_per_frame", "max_shots"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for low, high in (("min_foreground", "max_foreground"),
+                          ("trimap_background", "trimap_foreground"),
+                          ("slic_min_size_factor", "slic_max_size_factor")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} must be <= {high}, got {getattr(self, low)} and "
+                                 f"{getattr(self, high)}")
+        if self.small_blob_margin > self.foreground_threshold:
+            raise ValueError("small_blob_margin must be <= foreground_threshold, got "
+                             f"{self.small_blob_margin} and {self.foreground_threshold}")
 
     def replace(self, **changes: Any) -> UNLCConfig:
         """Return a copy with ``changes`` applied (validated like the constructor)."""
+        unknown = set(changes) - set(_FIELDS)
+        if unknown:
+            raise ValueError(_unknown_message(sorted(unknown)[0]))
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name, JSON-ready (numbers and strings)."""
         return asdict(self)
 
     @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+    def from_dict(cls, mapping: Mapping[str, Any]) -> UNLCConfig:
+        """The config a :meth:`to_dict` mapping describes, e.g. a ``report.json``'s ``config``.
+
+        Fields missing from ``mapping`` keep their defaults (a report written before a
+        field existed replays with that field's reference value).
+
+        Parameters
+        ----------
+        mapping : mapping of str to JSON values
+            Field names to values: integers for integer fields (``5.0`` is read as 5),
+            numbers for real fields, strings for the choices.
+
+        Raises
+        ------
+        ValueError
+            An unknown name (the message suggests the closest valid names), a value of
+            the wrong type, or a value out of its field's range.
+        """
+        if not isinstance(mapping, Mapping):
+            raise ValueError(f"a config must be a mapping of field names to values, got "
+                             f"{type(mapping).__name__}")
+        values = {}
+        for name, value in mapping.items():
+            if name not in _FIELDS:
+                raise ValueError(_unknown_message(str(name)))
+            values[name] = _coerce(name, value)
+        return cls(**values)
+
+    @staticmethod
+    def parse_value(name: str, text: str) -> Any:
+        """``text`` (as typed after ``--set NAME=``) as a value of field ``name``.
+
+        Raises ValueError naming the field when ``name`` is unknown or ``text`` does not
+        read as the field's type; the range is checked when the config is made.
+        """
+        if name not in _FIELDS:
+            raise ValueError(_unknown_message(name))
+        kind = _FIELDS[name][0]
+        try:
+            if kind == "int":
+                return int(text)
+            if kind == "real":
+                return float(text)
+        except ValueError:
+            article = "an integer" if kind == "int" else "a number"
+            raise ValueError(f"{name} must be {article}, got {text!r}") from None
+        return text
+
+
+# Every field's kind and allowed range: ("int", low) for integers >= low;
+# ("real", low, high, low_open, high_open) for finite reals in that interval (None:
+# unbounded); ("choice", values). Errors all read "NAME must be ..., got VALUE".
+_INF = None
+_FIELDS: dict[str, tuple] = {
+    "device": ("choice", DEVICES),
+    "max_side": ("int", 1),
+    "min_side": ("int", 1),
+    "max_shots": ("int", 1),
+    "kts_vmax": ("real", 0.0, _INF, False, False),
+    "shot_hist_bins": ("int", 1),
+    # segment_shot needs 2 frames: shorter shots and subsampled ones must keep 2.
+    "min_shot": ("int", 2),
+    "max_shot": ("int", 2),
+    "flow": ("choice", get_args(FlowMethod)),
+    # The appearance fallback runs on the flow frames and needs 8 x 8 pixels.
+    "flow_size": ("int", 8),
+    "flow_radius": ("int", 1),
+    "c2f_alpha": ("real", 0.0, _INF, True, False),
+    "c2f_ratio": ("real", 0.0, 1.0, True, True),
+    "c2f_min_width": ("int", 1),
+    "c2f_outer_iterations": ("int", 1),
+    "c2f_inner_iterations": ("int", 1),
+    "c2f_sor_iterations": ("int", 1),
+    "static_magnitude": ("real", 0.0, _INF, False, False),
+    "direction_bins": ("int", 1),
+    "dominant_direction": ("real", 0.0, 1.0, False, False),
+    "saliency_patch": ("int", 1),
+    "min_dominant_fraction": ("real", 0.0, 1.0, False, False),
+    "appearance_n_segments": ("int", 1),
+    "appearance_compactness": ("real", 0.0, _INF, True, False),
+    "appearance_alpha": ("real", 0.0, 1.0, True, True),
+    "appearance_sigma2": ("real", 0.0, _INF, True, False),
+    # Half the shorter side or more would zero the whole frame.
+    "border_fraction": ("real", 0.0, 0.5, False, True),
+    "static_saliency_floor": ("real", 0.0, _INF, False, False),
+    "n_segments": ("int", 1),
+    "slic_compactness": ("real", 0.0, _INF, True, False),
+    "slic_max_iter": ("int", 1),
+    "slic_sigma": ("real", 0.0, _INF, False, False),
+    "slic_min_size_factor": ("real", 0.0, _INF, False, False),
+    "slic_max_size_factor": ("real", 0.0, _INF, True, False),
+    "patch_size": ("int", 1),
+    "color_bins": ("int", 1),
+    "hog_orientations": ("int", 1),
+    "hog_cell": ("int", 1),
+    "hog_block_norm": ("choice", get_args(BlockNorm)),
+    "temporal_radius": ("int", 1),
+    "neighbours_per_frame": ("int", 1),
+    "weight_variance": ("real", 0.0, _INF, True, False),
+    "voting_iterations": ("int", 1),
+    "voting_rounds": ("int", 1),
+    "foreground_threshold": ("real", 0.0, 1.0, False, True),
+    "low_energy_fraction": ("real", 0.0, _INF, False, False),
+    "low_energy_value": ("real", 0.0, 1.0, False, False),
+    "relative_blob_size": ("real", 0.0, 1.0, False, False),
+    "small_blob_margin": ("real", 0.0, _INF, False, False),
+    "min_foreground": ("real", 0.0, 1.0, False, False),
+    "max_foreground": ("real", 0.0, 1.0, False, False),
+    "border_band": ("real", 0.0, 0.5, False, False),
+    "max_border_foreground": ("real", 0.0, 1.0, False, False),
+    "trimap_background": ("real", 0.0, 1.0, False, False),
+    "trimap_foreground": ("real", 0.0, 1.0, False, False),
+}
+
+
+def _range_text(rule: tuple) -> str:
+    """What ``rule`` allows, as the end of "NAME must be ..."."""
+    if rule[0] == "int":
+        return f"an integer >= {rule[1]}"
+    if rule[0] == "choice":
+        return "one of " + ", ".join(repr(v) for v in rule[1])
+    _, low, high, low_open, high_open = rule
+    if high is None:
+        return f"a number {'>' if low_open else '>='} {low:g}"
+    return f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def _allowed(rule: tuple, value: Any) -> bool:
+    if rule[0] == "int":
+        return isinstance(value, Integral) and not isinstance(value, bool) and value >= rule[1]
+    if rule[0] == "choice":
+        return isinstance(value, str) and value in rule[1]
+    _, low, high, low_open, high_open = rule
+    if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    above = value > low if low_open else value >= low
+    below = high is None or (value < high if high_open else value <= high)
+    return above and below
+
+
+def _check_field(name: str, value: Any) -> None:
+    rule = _FIELDS[name]
+    if not _allowed(rule, value):
+        raise ValueError(f"{name} must be {_range_text(rule)}, got {value!r}")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """A JSON value as field ``name``'s type: integral floats to int, ints to float."""
+    kind = _FIELDS[name][0]
+    if isinstance(value, bool):
+        return value  # refused by the range check with the field's name
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "real" and isinstance(value, Integral):
+        return float(value)
+    return value
+
+
+def _unknown_message(name: str) -> str:
+    close = difflib.get_close_matches(name, list(_FIELDS), n=3, cutoff=0.7)
+    hint = f"did you mean {' or '.join(close)}?" if close else (
+        "valid names: " + ", ".join(_FIELDS))
+    return f"unknown config field {name!r}; {hint}"
 
 
 REFERENCE = UNLCConfig()

@@ -127,7 +127,10 @@ def segment_shot(
             kind = "appearance"
             reason = (f"{fraction:.0%} of frames have a dominant camera motion, fewer than "
                       f"{config.min_dominant_fraction:.0%}: appearance saliency used")
-            small_saliency = np.stack([appearance.appearance_saliency(f) for f in small])
+            small_saliency = np.stack([appearance.appearance_saliency(
+                f, n_segments=config.appearance_n_segments,
+                compactness=config.appearance_compactness, alpha=config.appearance_alpha,
+                sigma2=config.appearance_sigma2) for f in small])
         else:
             kind = "motion"
             reason = f"{fraction:.0%} of frames have a dominant camera motion"

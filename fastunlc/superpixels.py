@@ -23,9 +23,6 @@ from numba import get_num_threads
 from ._kernels import _slic
 from .config import REFERENCE, UNLCConfig
 
-# scikit-image's slic defaults the reference keeps.
-_MIN_SIZE_FACTOR = 0.5
-_MAX_SIZE_FACTOR = 3.0
 # scipy.ndimage.gaussian_filter's default truncation, in standard deviations.
 _TRUNCATE = 4.0
 
@@ -87,11 +84,12 @@ def gaussian_weights(sigma: float, truncate: float = _TRUNCATE) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _grid(height: int, width: int, n_segments: int, compactness: float, sigma: float) -> _Grid:
+def _grid(height: int, width: int, config: UNLCConfig) -> _Grid:
     """scikit-image's seeds and constants for a ``height x width`` frame (the 2-D image is
-    its ``(1, height, width)`` volume, as in ``slic``)."""
+    its ``(1, height, width)`` volume, as in ``slic``), from ``config``'s ``n_segments``,
+    ``slic_compactness``, ``slic_sigma`` and ``slic_{min,max}_size_factor``."""
     shape = (1, height, width)
-    starts, steps = regular_grid(shape, n_segments)
+    starts, steps = regular_grid(shape, config.n_segments)
     ys, xs = np.meshgrid(np.arange(starts[1], height, steps[1]),
                          np.arange(starts[2], width, steps[2]), indexing="ij")
     n = ys.size
@@ -113,10 +111,10 @@ def _grid(height: int, width: int, n_segments: int, compactness: float, sigma: f
         windows=2 * window_steps[1:].astype(np.int64),
         spatial_weight=np.float32(1.0 / (float(step) * float(step))),
         guess=(iy[:, None] * ys.shape[1] + ix[None, :]).astype(np.int32),
-        min_size=int(_MIN_SIZE_FACTOR * segment_size),
-        max_size=int(_MAX_SIZE_FACTOR * segment_size),
-        weights=gaussian_weights(sigma).astype(np.float32),
-        scale=np.float32(1.0 / compactness),
+        min_size=int(config.slic_min_size_factor * segment_size),
+        max_size=int(config.slic_max_size_factor * segment_size),
+        weights=gaussian_weights(config.slic_sigma).astype(np.float32),
+        scale=np.float32(1.0 / config.slic_compactness),
     )
 
 
@@ -181,8 +179,10 @@ def slic_superpixels(frame: np.ndarray, config: UNLCConfig = REFERENCE) -> tuple
     frame : (h, w, 3) uint8
         RGB frame.
     config : UNLCConfig
-        Uses ``n_segments`` (400), ``slic_compactness`` (10), ``slic_max_iter`` (10) and
-        ``slic_sigma`` (5, Gaussian pre-smoothing in pixels).
+        Uses ``n_segments`` (400), ``slic_compactness`` (10), ``slic_max_iter`` (10),
+        ``slic_sigma`` (5, Gaussian pre-smoothing in pixels) and
+        ``slic_min_size_factor`` / ``slic_max_size_factor`` (0.5 / 3, the connectivity
+        step's size bounds relative to the mean segment size).
 
     Returns
     -------
@@ -205,7 +205,7 @@ def slic_superpixels(frame: np.ndarray, config: UNLCConfig = REFERENCE) -> tuple
     """
     frame = _check(frame, 3, "frame")
     h, w = frame.shape[:2]
-    grid = _grid(h, w, config.n_segments, config.slic_compactness, config.slic_sigma)
+    grid = _grid(h, w, config)
     labels = np.empty((h, w), np.int32)
     with _workspace(h, w, 1) as arrays:
         n = _slic.slic_frame(
@@ -241,7 +241,7 @@ def slic_superpixels_batch(frames: np.ndarray, config: UNLCConfig = REFERENCE
     """
     frames = _check(frames, 4, "frames")
     n, h, w = frames.shape[:3]
-    grid = _grid(h, w, config.n_segments, config.slic_compactness, config.slic_sigma)
+    grid = _grid(h, w, config)
     labels = np.empty((n, h, w), np.int32)
     counts = np.empty(n, np.int64)
     with _workspace(h, w, min(get_num_threads(), n)) as arrays:

@@ -26,9 +26,6 @@ logger = logging.getLogger(__name__)
 NEGATIVE_VOTE_TOLERANCE = 1e-9
 """Initial votes down to ``-NEGATIVE_VOTE_TOLERANCE`` are rounding noise and read as 0."""
 
-SMALL_BLOB_MARGIN = 1e-5
-"""Small blobs are set to ``threshold - SMALL_BLOB_MARGIN``: just under the threshold."""
-
 
 def _check_offsets(frame_offsets: np.ndarray, n: int) -> np.ndarray:
     offsets = np.asarray(frame_offsets)
@@ -121,14 +118,16 @@ def _suppress_low_energy(mask: np.ndarray, threshold: float, energy_fraction: fl
             _voting.suppress_low_energy(mask[f], components, count, energy_fraction, value)
 
 
-def _suppress_small(mask: np.ndarray, threshold: float, relative_size: float) -> None:
-    """In place on a float64 C-contiguous (n, h, w) mask."""
+def _suppress_small(mask: np.ndarray, threshold: float, relative_size: float,
+                    margin: float = REFERENCE.small_blob_margin) -> None:
+    """In place on a float64 C-contiguous (n, h, w) mask; small blobs become
+    ``threshold - margin`` (config ``small_blob_margin``)."""
     binary = np.greater(mask, threshold).view(np.uint8)
     for f in range(mask.shape[0]):
         if binary[f].any():
             count, components = _components(binary[f])
             _voting.suppress_small(mask[f], components, count, relative_size,
-                                   threshold - SMALL_BLOB_MARGIN)
+                                   threshold - margin)
 
 
 def superpixel_means(
@@ -302,13 +301,14 @@ def consensus_voting(
         Frame f owns superpixels ``frame_offsets[f] .. frame_offsets[f + 1] - 1``.
     config : UNLCConfig
         Uses ``voting_iterations``, ``voting_rounds``, ``foreground_threshold``,
-        ``low_energy_fraction``, ``low_energy_value`` and ``relative_blob_size``.
+        ``low_energy_fraction``, ``low_energy_value``, ``relative_blob_size`` and
+        ``small_blob_margin``.
 
     Returns
     -------
     (n, h, w) float32
         Soft masks in [0, 1] (each frame's votes peak at 1 after an iteration; blob
-        edits write ``low_energy_value`` and ``threshold - 1e-5``); foreground is
+        edits write ``low_energy_value`` and ``threshold - small_blob_margin``); foreground is
         ``mask > config.foreground_threshold``. A frame whose votes are all zero stays
         zero. Everything up to the last step runs in float64: the masks are the float64
         result rounded once to float32.
@@ -373,6 +373,6 @@ def consensus_voting(
     masks = np.empty(labels.shape, dtype=np.float32)
     for f in range(labels.shape[0]):
         frame = _paint(votes, labels[f:f + 1], offsets[f:f + 2])
-        _suppress_small(frame, threshold, config.relative_blob_size)
+        _suppress_small(frame, threshold, config.relative_blob_size, config.small_blob_margin)
         masks[f] = frame[0]
     return masks

@@ -127,7 +127,7 @@ def test_constant_frames_give_the_seed_grid(value):
     labels, n = slic_superpixels(frame)
     expected, n_expected = oracle.slic_superpixels(frame)
     assert_valid(labels, n, frame.shape[:2])
-    assert n == n_expected == len(_grid(120, 160, 400, 10.0, 5.0).centres)
+    assert n == n_expected == len(_grid(120, 160, REFERENCE).centres)
     np.testing.assert_array_equal(labels, expected)
 
 
@@ -208,7 +208,7 @@ def test_gaussian_kernel_is_scipys():
 def kernel_image(frame: np.ndarray, config: UNLCConfig = REFERENCE):
     """The kernel's smoothed CIELAB / compactness, tiled and raster, and its workspace."""
     h, w = frame.shape[:2]
-    grid = _grid(h, w, config.n_segments, config.slic_compactness, config.slic_sigma)
+    grid = _grid(h, w, config)
     lab, image, distance, labels, _, boxes = (a[0] for a in _slic.workspace(h, w, 1))
     _slic.lab_rows(frame, _colour_tables(frame[None])[0], lab, 0, h)
     r = len(grid.weights) // 2

@@ -1,0 +1,117 @@
+"""The one place where a backend name becomes the kernels that run the stages.
+
+Stage modules never branch on the device: they ask :func:`kernels` for the kernel
+modules of ``config.device`` and call them. Today only ``cpu`` is built (Numba kernels
+in :mod:`fastunlc._kernels`, the C++ coarse-to-fine flow in ``fastunlc._C``); a
+``cuda`` backend will resolve to modules with the same names and the same out-array
+contracts. This module imports nothing heavy at import time, so :mod:`fastunlc.config`
+can check a device name without loading Numba.
+
+>>> from fastunlc.backend import kernels
+>>> k = kernels("cpu")                                   # doctest: +SKIP
+>>> k.voting.paint(votes, labels, offsets, out)          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cache, cached_property
+from types import ModuleType
+from typing import Literal
+
+Device = Literal["cpu", "cuda"]
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+"""Every device name a config may carry."""
+BUILT: tuple[str, ...] = ("cpu",)
+"""The devices whose kernels exist in this build."""
+
+# Kernel modules of each backend, by the attribute name stages use.
+_CPU_MODULES = {
+    "colour": "fastunlc._kernels._colour",
+    "descriptors": "fastunlc._kernels._descriptors",
+    "histograms": "fastunlc._kernels._histograms",
+    "kts": "fastunlc._kernels._kts",
+    "saliency": "fastunlc._kernels._saliency",
+    "slic": "fastunlc._kernels._slic",
+    "voting": "fastunlc._kernels._voting",
+}
+
+
+def check_device(device: object) -> None:
+    """Raise ValueError, in one line naming ``device``, unless its backend is built.
+
+    Parameters
+    ----------
+    device : str
+        ``"cpu"`` (built) or ``"cuda"`` (not built yet).
+
+    Raises
+    ------
+    ValueError
+        ``device`` is not a known name, or names a backend this build lacks.
+    """
+    if not isinstance(device, str) or device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, got "
+                         f"{device!r}")
+    if device not in BUILT:
+        raise ValueError(f"device {device!r}: the CUDA backend is not built yet; use "
+                         "device='cpu'")
+
+
+@dataclass(frozen=True, eq=False)
+class Kernels:
+    """The kernel modules of one backend; get it from :func:`kernels`.
+
+    Attributes
+    ----------
+    device : str
+        The backend's name.
+    colour, descriptors, histograms, kts, saliency, slic, voting : module
+        The compiled kernels of each stage (for ``cpu``: ``fastunlc._kernels._<name>``).
+    flow : module
+        The coarse-to-fine flow (``fastunlc._C``), loaded on first use so that a build
+        without the C++ extension can still run the ``dis`` flow.
+    """
+
+    device: str
+    colour: ModuleType
+    descriptors: ModuleType
+    histograms: ModuleType
+    kts: ModuleType
+    saliency: ModuleType
+    slic: ModuleType
+    voting: ModuleType
+
+    @cached_property
+    def flow(self) -> ModuleType:
+        try:
+            return importlib.import_module("fastunlc._C")
+        except ImportError as err:
+            raise ImportError(
+                "fastunlc._C (the compiled c2f flow) is not built: install fastunlc with "
+                "`pip install .` (needs CMake and a C++17 compiler with OpenMP), or use "
+                "UNLCConfig(flow='dis')") from err
+
+
+@cache
+def kernels(device: str = "cpu") -> Kernels:
+    """The kernels of ``device``, imported once and cached.
+
+    Parameters
+    ----------
+    device : str
+        A built backend (``"cpu"``).
+
+    Returns
+    -------
+    Kernels
+
+    Raises
+    ------
+    ValueError
+        As :func:`check_device`.
+    """
+    check_device(device)
+    modules = {name: importlib.import_module(path) for name, path in _CPU_MODULES.items()}
+    return Kernels(device, **modules)
