@@ -7,6 +7,7 @@ failed; one bad input never stops the others.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -34,10 +35,25 @@ For every input NAME it writes, under --out:
 Long shots are subsampled (at most 110 frames each), so not every frame gets a mask:
 report.json lists the processed frames. Results appear only when complete.
 
+Parameters: every uNLC parameter (reference defaults) can be changed with
+--config FILE and --set NAME=VALUE; see "parameters" below.
+
 examples:
   fastunlc segment bikes.mp4 --out masks/
   fastunlc segment DAVIS/JPEGImages/480p/bear --out masks/ --flow dis
   fastunlc segment a.mp4 b.mp4 --out masks/ --start 100 --max-frames 200
+  fastunlc segment bikes.mp4 --out again/ --config masks/bikes/report.json
+  fastunlc segment bikes.mp4 --out masks/ --set n_segments=800 --set voting_rounds=10
+"""
+
+CONFIG_HELP = """parameters:
+  --config FILE takes a JSON file: a report.json of 'fastunlc segment' (its "config"),
+  a build.json of 'fastunlc build' (its "options" -> "config") or a bare object of
+  field names and values; the run then uses exactly that run's parameters. Fields it
+  does not name keep the reference's values. --set NAME=VALUE (repeatable) sets one
+  field, e.g. --set slic_compactness=20. Later wins: the file, then the shortcut
+  options (%s), then each --set in order. Field names are those of
+  fastunlc.config.UNLCConfig, as listed in any report.json.
 """
 
 
@@ -53,9 +69,14 @@ outcome), failures.jsonl, stats.json and build.log. Rerunning the same command a
 interruption skips finished shards and rebuilds unfinished ones; a video that fails is
 listed in failures.jsonl and never stops the run.
 
+Parameters: every uNLC and pruning parameter can be changed with --config FILE and
+--set NAME=VALUE; see "parameters" below.
+
 examples:
   fastunlc build videos/ --out dataset/
   fastunlc build list.txt --out dataset/ --workers 2 --frames-per-shot 5..10 --seed 1
+  fastunlc build videos/ --out dataset2/ --config dataset/build.json
+  fastunlc build videos/ --out dataset/ --set max_foreground=0.7
 """
 
 
@@ -70,14 +91,15 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fastunlc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     seg = sub.add_parser("segment", help="videos or frame folders in, soft masks out",
-                         description=SEGMENT_HELP,
+                         description=SEGMENT_HELP, epilog=CONFIG_HELP % "--flow",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     seg.add_argument("inputs", nargs="+", metavar="INPUT", help="video file or folder of frames")
     seg.add_argument("--out", required=True, type=Path, metavar="DIR",
                      help="output folder (created if missing)")
-    seg.add_argument("--flow", choices=("c2f", "dis"), default="c2f",
+    seg.add_argument("--flow", choices=("c2f", "dis"), default=None,
                      help="optical flow: c2f = the reference's coarse-to-fine variational flow "
-                          "(default), dis = OpenCV's DIS, faster")
+                          "(default), dis = OpenCV's DIS, faster; same as --set flow=...")
+    _add_config_options(seg)
     seg.add_argument("--start", type=int, default=0, metavar="N",
                      help="first source frame to use (0-based, default 0)")
     seg.add_argument("--max-frames", type=int, default=None, metavar="N",
@@ -89,6 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="many videos in, a sharded training dataset out",
                            description=BUILD_HELP,
+                           epilog=CONFIG_HELP % "--flow, --min-foreground",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     build.add_argument("inputs", nargs="+", metavar="INPUT",
                        help="video file, folder (searched recursively) or .txt list of paths")
@@ -110,15 +133,17 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--frames-per-shot", type=_frame_range, default=(5, 10), metavar="A..B",
                        help="frames kept per shot, drawn at random from A to B (default 5..10)")
     build.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
-    build.add_argument("--flow", choices=("c2f", "dis"), default="c2f",
+    build.add_argument("--flow", choices=("c2f", "dis"), default=None,
                        help="optical flow, as for 'fastunlc segment' (default c2f)")
     build.add_argument("--videos-per-shard", type=int, default=256, metavar="N",
                        help="videos per shard (default 256)")
     build.add_argument("--max-frames", type=int, default=None, metavar="N",
                        help="use at most the first N frames of each video (default: all)")
-    build.add_argument("--min-foreground", type=float, default=0.1, metavar="F",
+    build.add_argument("--min-foreground", type=float, default=None, metavar="F",
                        help="discard frames whose foreground covers less than this share of "
-                            "the frame (default 0.1, the paper's)")
+                            "the frame (default 0.1, the paper's); same as --set "
+                            "min_foreground=F")
+    _add_config_options(build)
     build.add_argument("--video-timeout", type=float, default=None, metavar="SECONDS",
                        help="give up on a video after this many seconds and record it as "
                             "failed (default: no limit)")
@@ -141,6 +166,67 @@ def _build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
     show.add_argument("--quiet", action="store_true", help="errors only")
     return parser
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="take the uNLC parameters from a report.json, build.json or "
+                             "JSON object of fields (see 'parameters' below)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        dest="settings",
+                        help="set one parameter, e.g. --set n_segments=800 (repeatable; "
+                             "applied after --config and the shortcut options)")
+
+
+class ConfigError(ValueError):
+    """--config or --set cannot be used; the message is one line for ``error: ...``."""
+
+
+def _config_file(path: Path) -> dict:
+    """The config object of a report.json, build.json or bare JSON config ``path``."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"--config {path}: {err.strerror or err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"--config {path}: not JSON ({err})") from None
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):  # report.json
+        data = data["config"]
+    elif isinstance(data, dict) and isinstance(data.get("options"), dict):  # build.json
+        data = data["options"].get("config")
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of config fields, a "
+                          "report.json or a build.json")
+    return data
+
+
+def _make_config(args: argparse.Namespace, **shortcuts: object) -> UNLCConfig:
+    """The run's config: --config's file, then the shortcut options given, then --set.
+
+    ``shortcuts`` are field values of options like ``--flow``; None means not given.
+    Raises ConfigError with a one-line message naming the file or the field.
+    """
+    values: dict = {}
+    if args.config is not None:
+        values = dict(_config_file(args.config))
+        try:
+            UNLCConfig.from_dict(values)
+        except ValueError as err:
+            raise ConfigError(f"--config {args.config}: {err}") from None
+    values.update({name: value for name, value in shortcuts.items() if value is not None})
+    for setting in args.settings:
+        name, sep, text = setting.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ConfigError(f"--set {setting!r}: expected NAME=VALUE, e.g. n_segments=800")
+        try:
+            values[name] = UNLCConfig.parse_value(name, text.strip())
+        except ValueError as err:
+            raise ConfigError(f"--set {setting}: {err}") from None
+    try:
+        return UNLCConfig.from_dict(values)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _frame_range(text: str) -> tuple[int, int]:
@@ -250,7 +336,11 @@ def _segment_one(path: str, name: str, args: argparse.Namespace, config: UNLCCon
 
 
 def _run_segment(args: argparse.Namespace) -> int:
-    config = UNLCConfig(flow=args.flow)
+    try:
+        config = _make_config(args, flow=args.flow)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     failures = 0
     names = _unique_names(args.inputs)
     for path, name in zip(args.inputs, names, strict=True):
@@ -293,9 +383,10 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             args.max_memory is not None and args.max_memory < 256):
         parser.error("--video-timeout must be > 0 and --max-memory at least 256 MB")
     try:
-        config = UNLCConfig(flow=args.flow, min_foreground=args.min_foreground)
-    except ValueError as err:
-        parser.error(str(err))
+        config = _make_config(args, flow=args.flow, min_foreground=args.min_foreground)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     options = BuildOptions(config, args.frames_per_shot, args.seed, args.videos_per_shard,
                            args.max_frames)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -129,3 +129,80 @@ def test_same_stem_inputs_get_distinct_folders(inputs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["frames_clip",
                                                                      "frames_clip_2"]
+
+
+def make_config(*argv):
+    """The config ``fastunlc segment X --out Y *argv`` would run with, in-process."""
+    from fastunlc.cli import _build_parser, _make_config
+
+    args = _build_parser().parse_args(["segment", "x.mp4", "--out", "y", *map(str, argv)])
+    return _make_config(args, flow=args.flow)
+
+
+def test_config_file_shortcuts_and_set_apply_in_that_order(tmp_path):
+    from fastunlc.config import REFERENCE
+
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"flow": "dis", "n_segments": 300, "kts_vmax": 1}))
+    assert make_config("--config", bare) == REFERENCE.replace(flow="dis", n_segments=300,
+                                                              kts_vmax=1.0)
+    assert make_config("--config", bare, "--flow", "c2f").flow == "c2f"
+    assert make_config("--config", bare, "--flow", "c2f", "--set", "flow=dis").flow == "dis"
+    assert make_config("--set", "n_segments=500", "--set", "n_segments=600").n_segments == 600
+    build = tmp_path / "build.json"
+    build.write_text(json.dumps({"format": 1, "options": {
+        "seed": 3, "config": REFERENCE.replace(max_foreground=0.7).to_dict()}}))
+    assert make_config("--config", build) == REFERENCE.replace(max_foreground=0.7)
+
+
+def test_replaying_a_report_reproduces_its_config(inputs, tmp_path):
+    first = run_cli("segment", inputs / "frames_clip", "--out", tmp_path / "a", "--flow", "dis",
+                    "--set", "n_segments=150", "--set", "slic_compactness=20",
+                    "--set", "voting_rounds=10", "--max-frames", 12, "--no-preview", "--quiet")
+    assert first.returncode == 0, first.stderr
+    report = tmp_path / "a" / "frames_clip" / "report.json"
+    recorded = json.loads(report.read_text())["config"]
+    assert (recorded["n_segments"], recorded["slic_compactness"]) == (150, 20.0)
+    again = run_cli("segment", inputs / "frames_clip", "--out", tmp_path / "b", "--config",
+                    report, "--max-frames", 12, "--no-preview", "--quiet")
+    assert again.returncode == 0, again.stderr
+    replayed = json.loads((tmp_path / "b" / "frames_clip" / "report.json").read_text())
+    assert replayed["config"] == recorded
+    for a, b in zip(sorted((tmp_path / "a" / "frames_clip" / "masks").iterdir()),
+                    sorted((tmp_path / "b" / "frames_clip" / "masks").iterdir()), strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize("command", ["segment", "build"])
+@pytest.mark.parametrize("options, message", [
+    (["--set", "voting_round=5"], "error: --set voting_round=5: unknown config field "
+                                  "'voting_round'; did you mean voting_rounds"),
+    (["--set", "voting_rounds=0"], "error: voting_rounds must be an integer >= 1, got 0"),
+    (["--set", "voting_rounds=ten"], "error: --set voting_rounds=ten: voting_rounds must be "
+                                     "an integer, got 'ten'"),
+    (["--set", "n_segments"], "error: --set 'n_segments': expected NAME=VALUE"),
+    (["--set", "device=cuda"], "error: device 'cuda': the CUDA backend is not built yet"),
+    (["--config", "{missing}"], "error: --config {missing}: "),
+    (["--config", "{notjson}"], "error: --config {notjson}: not JSON"),
+    (["--config", "{badfield}"], "error: --config {badfield}: hog_cell must be an integer >= 1"),
+])
+def test_bad_config_or_set_is_one_line_and_exit_2(tmp_path, command, options, message):
+    files = {"missing": tmp_path / "missing.json", "notjson": tmp_path / "notjson.json",
+             "badfield": tmp_path / "badfield.json"}
+    files["notjson"].write_text("{not json")
+    files["badfield"].write_text(json.dumps({"config": {"hog_cell": 0}}))
+    options = [o.format(**files) for o in options]
+    proc = run_cli(command, tmp_path / "in.mp4", "--out", tmp_path / "out", *options)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(message.format(**files)), proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["segment", "build"])
+def test_help_says_how_to_set_parameters(command):
+    proc = run_cli(command, "--help")
+    assert proc.returncode == 0
+    for words in ("--config FILE", "--set NAME=VALUE", "report.json", "build.json",
+                  "--set n_segments=800"):
+        assert words in proc.stdout
