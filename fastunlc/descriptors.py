@@ -55,27 +55,27 @@ def _check_frame(
     frame = np.asarray(frame)
     labels = np.asarray(labels)
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-        raise InputError("frame", "must be a uint8 RGB array of shape (h, w, 3), got "
+        raise ValueError("frame must be a uint8 RGB array of shape (h, w, 3), got "
                          f"{frame.dtype} {frame.shape}")
     h, w = frame.shape[:2]
     side = config.patch_size + 1
     if h < side or w < side:
-        raise InputError("frame", f"must be at least {side}x{side} pixels (patch_size + 1) to "
+        raise ValueError(f"frame must be at least {side}x{side} pixels (patch_size + 1) to "
                          f"hold a descriptor patch, got {h}x{w}")
     if labels.shape != (h, w):
-        raise InputError("labels", f"must have the frame's shape {(h, w)}, got {labels.shape}")
+        raise ValueError(f"labels must have the frame's shape {(h, w)}, got {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise InputError("labels", f"must be integers, got {labels.dtype}")
+        raise ValueError(f"labels must be integers, got {labels.dtype}")
     if int(n_labels) != n_labels or n_labels < 1:
-        raise InputError("n_labels", f"must be a positive integer, got {n_labels!r}")
+        raise ValueError(f"n_labels must be a positive integer, got {n_labels!r}")
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= n_labels:
-        raise InputError("labels", f"must lie in [0, n_labels) = [0, {n_labels}), got "
+        raise ValueError(f"labels must lie in [0, n_labels) = [0, {n_labels}), got "
                          f"{lo} .. {hi}")
     if lab is not None:
         lab = np.asarray(lab)
         if lab.shape != frame.shape:
-            raise InputError("lab", f"must have the frame's shape {frame.shape}, got {lab.shape}")
+            raise ValueError(f"lab must have the frame's shape {frame.shape}, got {lab.shape}")
         lab = np.ascontiguousarray(lab, dtype=np.float64)
     return np.ascontiguousarray(frame), np.ascontiguousarray(labels, dtype=np.int32), lab
 
@@ -118,7 +118,7 @@ def superpixel_descriptors(
 
     Raises
     ------
-    InputError
+    ValueError
         If ``frame`` is not uint8 (h, w, 3) or is smaller than ``patch_size + 1``,
         if ``labels`` does not match it or holds a value outside ``[0, n_labels)``,
         if a label in ``[0, n_labels)`` has no pixel, or if ``lab`` has the wrong shape.
@@ -138,7 +138,7 @@ def superpixel_descriptors(
     boxes = region_boxes(labels, n_labels)
     missing = np.flatnonzero(boxes[:, 0] > boxes[:, 2])
     if missing.size:
-        raise InputError("labels", f"{missing.size} of the labels 0 .. {n_labels - 1} have no "
+        raise ValueError(f"{missing.size} of the labels 0 .. {n_labels - 1} have no "
                          f"pixel (first: {missing[0]}); labels must be contiguous")
     starts, corners = place_patches(boxes, size, h, w)
 

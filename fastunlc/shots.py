@@ -19,7 +19,6 @@ from fastunlc._kernels._histograms import channel_edges, colour_histograms
 from fastunlc._kernels._kts import kts_block
 from fastunlc.colour import distinct_colours_lab
 from fastunlc.config import UNLCConfig
-from fastunlc.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +50,10 @@ def shot_features(frames: np.ndarray, bins: int = 40) -> np.ndarray:
 
     Raises
     ------
-    InputError
-        If ``frames`` is not a uint8 array of shape (n, h, w, 3) or ``bins < 1``.
+    TypeError
+        If ``frames`` is not an ndarray.
+    ValueError
+        If ``frames`` is not uint8 of shape (n, h, w, 3) or ``bins < 1``.
 
     Notes
     -----
@@ -60,12 +61,14 @@ def shot_features(frames: np.ndarray, bins: int = 40) -> np.ndarray:
     dropped (some scikit-image versions give pure white L = 100.00000000000001,
     which is then not counted in L).
     """
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
-        raise InputError("frames", f"must be a uint8 ndarray, got {_describe(frames)}")
+    if not isinstance(frames, np.ndarray):
+        raise TypeError(f"frames must be a uint8 ndarray, got {_describe(frames)}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be a uint8 ndarray, got {_describe(frames)}")
     if frames.ndim != 4 or frames.shape[3] != 3:
-        raise InputError("frames", f"must have shape (n, h, w, 3), got {frames.shape}")
+        raise ValueError(f"frames must have shape (n, h, w, 3), got {frames.shape}")
     if int(bins) != bins or bins < 1:
-        raise InputError("bins", f"must be a positive integer, got {bins!r}")
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
     n, h, w, _ = frames.shape
     bins = int(bins)
     out = np.zeros((n, 6 * bins))
@@ -102,8 +105,10 @@ def kts_change_points(features: np.ndarray, max_change_points: int, vmax: float)
 
     Raises
     ------
-    InputError
-        If ``features`` is not a finite 2-D array with at least one row, or the
+    TypeError
+        If ``features`` is not an ndarray.
+    ValueError
+        If ``features`` is not a finite real 2-D array with at least one row, or the
         parameters are out of range.
 
     Notes
@@ -129,10 +134,10 @@ def kts_change_points(features: np.ndarray, max_change_points: int, vmax: float)
     """
     x = _check_features(features)
     if int(max_change_points) != max_change_points or max_change_points < 0:
-        raise InputError("max_change_points", f"must be an integer >= 0, got "
+        raise ValueError(f"max_change_points must be an integer >= 0, got "
                          f"{max_change_points!r}")
     if not (math.isfinite(vmax) and vmax >= 0):
-        raise InputError("vmax", f"must be a finite number >= 0, got {vmax!r}")
+        raise ValueError(f"vmax must be a finite number >= 0, got {vmax!r}")
     n = x.shape[0]
     m = min(int(max_change_points), n - 1)
 
@@ -209,11 +214,11 @@ def shot_frames(start: int, end: int, config: UNLCConfig) -> np.ndarray | None:
 
     Raises
     ------
-    InputError
+    ValueError
         If the range is not a valid frame range.
     """
     if int(start) != start or int(end) != end or not 0 <= start <= end:
-        raise InputError("shot", f"needs integer frames 0 <= start <= end, got [{start!r}, "
+        raise ValueError(f"a shot needs integer frames 0 <= start <= end, got [{start!r}, "
                          f"{end!r})")
     length = int(end) - int(start)
     if length < config.min_shot:
@@ -224,14 +229,16 @@ def shot_frames(start: int, end: int, config: UNLCConfig) -> np.ndarray | None:
 
 def _check_features(features: np.ndarray) -> np.ndarray:
     """Validate KTS features and return them as a C-contiguous float64 array."""
-    if not isinstance(features, np.ndarray) or features.dtype.kind not in "fiu":
-        raise InputError("features", f"must be a real ndarray, got {_describe(features)}")
+    if not isinstance(features, np.ndarray):
+        raise TypeError(f"features must be a real ndarray, got {_describe(features)}")
+    if features.dtype.kind not in "fiu":
+        raise ValueError(f"features must be a real ndarray, got {_describe(features)}")
     if features.ndim != 2 or features.shape[0] < 1:
-        raise InputError("features", f"must have shape (N, d) with N >= 1, got "
+        raise ValueError(f"features must have shape (N, d) with N >= 1, got "
                          f"{features.shape}")
     x = np.ascontiguousarray(features, dtype=np.float64)
     if not np.isfinite(x).all():
-        raise InputError("features", "must be finite (found NaN or inf)")
+        raise ValueError("features must be finite (found NaN or inf)")
     return x
 
 

@@ -128,8 +128,17 @@ def test_features_stream_in_chunks(vtest_frames: np.ndarray, vtest_features: np.
     ],
 )
 def test_features_bad_input(frames: np.ndarray, bins: int, match: str) -> None:
-    with pytest.raises(InputError, match=match):
+    # A broken array contract is the caller's bug, not the video's fault: no InputError.
+    with pytest.raises(ValueError, match=match) as err:
         shots.shot_features(frames, bins)
+    assert not isinstance(err.value, InputError)
+
+
+def test_non_arrays_are_type_errors() -> None:
+    with pytest.raises(TypeError, match="frames must be a uint8 ndarray, got list"):
+        shots.shot_features([[0]])
+    with pytest.raises(TypeError, match="features must be a real ndarray, got list"):
+        shots.kts_change_points([[0.0]], 4, 0.6)
 
 
 # -- kts_change_points ---------------------------------------------------------------
@@ -229,8 +238,9 @@ def test_kts_does_not_allocate_n_by_n() -> None:
     ],
 )
 def test_kts_bad_input(features: np.ndarray, m: int, vmax: float, match: str) -> None:
-    with pytest.raises(InputError, match=match):
+    with pytest.raises(ValueError, match=match) as err:
         shots.kts_change_points(features, m, vmax)
+    assert not isinstance(err.value, InputError)
 
 
 # -- detect_shots and shot_frames ----------------------------------------------------------
@@ -272,7 +282,7 @@ def test_shot_frames(length: int, step: int | None, count: int | None) -> None:
 
 
 def test_shot_frames_bad_range() -> None:
-    with pytest.raises(InputError, match="start <= end"):
-        shots.shot_frames(10, 5, CONFIG)
-    with pytest.raises(InputError, match="start <= end"):
-        shots.shot_frames(-1, 5, CONFIG)
+    for start, end in ((10, 5), (-1, 5)):
+        with pytest.raises(ValueError, match="start <= end") as err:
+            shots.shot_frames(start, end, CONFIG)
+        assert not isinstance(err.value, InputError)
