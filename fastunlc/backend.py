@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
 from types import ModuleType
 from typing import Literal
 
@@ -70,8 +70,9 @@ class Kernels:
     colour, descriptors, histograms, kts, saliency, slic, voting : module
         The compiled kernels of each stage (for ``cpu``: ``fastunlc._kernels._<name>``).
     flow : module
-        The coarse-to-fine flow (``fastunlc._C``), loaded on first use so that a build
-        without the C++ extension can still run the ``dis`` flow.
+        The coarse-to-fine flow (``fastunlc._C``), imported on use so that a build
+        without the C++ extension can still run the ``dis`` flow; ImportError saying how
+        to build it when it is missing.
     """
 
     device: str
@@ -83,8 +84,10 @@ class Kernels:
     slic: ModuleType
     voting: ModuleType
 
-    @cached_property
+    @property
     def flow(self) -> ModuleType:
+        # Looked up on each use (a sys.modules hit once loaded), not cached: a build
+        # without the extension must keep saying so.
         try:
             return importlib.import_module("fastunlc._C")
         except ImportError as err:
@@ -94,7 +97,6 @@ class Kernels:
                 "UNLCConfig(flow='dis')") from err
 
 
-@cache
 def kernels(device: str = "cpu") -> Kernels:
     """The kernels of ``device``, imported once and cached.
 
@@ -113,5 +115,11 @@ def kernels(device: str = "cpu") -> Kernels:
         As :func:`check_device`.
     """
     check_device(device)
+    return _load(device)
+
+
+@cache
+def _load(device: str) -> Kernels:
+    # Keyed on the name alone, so kernels() and kernels("cpu") are one object.
     modules = {name: importlib.import_module(path) for name, path in _CPU_MODULES.items()}
     return Kernels(device, **modules)

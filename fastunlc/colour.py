@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 from skimage.color import rgb2lab as _skimage_rgb2lab
 
-from ._kernels._colour import distinct_colours
+from .backend import kernels
 
 
 class DistinctColours(NamedTuple):
@@ -25,27 +25,31 @@ class DistinctColours(NamedTuple):
     inverse: np.ndarray  # (n,) int32, the colour of each pixel in raster order
 
 
-def distinct_colours_lab(rgb: np.ndarray) -> DistinctColours:
+def distinct_colours_lab(rgb: np.ndarray, *, device: str = "cpu") -> DistinctColours:
     """Distinct colours of a uint8 ``(..., 3)`` array, each converted to CIELAB once.
 
     ``skimage.color.rgb2lab`` of the image equals ``lab[inverse]`` reshaped, bit for bit.
-    Raises ValueError when ``rgb`` is not uint8 with a last axis of 3.
+    ``device`` picks the backend of the kernel (:mod:`fastunlc.backend`). Raises
+    ValueError when ``rgb`` is not uint8 with a last axis of 3.
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim < 1 or rgb.shape[-1] != 3:
         raise ValueError(f"rgb must be uint8 (..., 3), got {rgb.dtype} {rgb.shape}")
-    colours, inverse, counts = distinct_colours(np.ascontiguousarray(rgb.reshape(-1, 3)))
+    colours, inverse, counts = kernels(device).colour.distinct_colours(
+        np.ascontiguousarray(rgb.reshape(-1, 3)))
     lab = _skimage_rgb2lab(colours[None])[0] if len(colours) else np.zeros((0, 3))
     return DistinctColours(colours, lab, counts, inverse)
 
 
-def rgb2lab(rgb: np.ndarray) -> np.ndarray:
+def rgb2lab(rgb: np.ndarray, *, device: str = "cpu") -> np.ndarray:
     """``skimage.color.rgb2lab`` of a uint8 RGB array, computed once per distinct colour.
 
     Parameters
     ----------
     rgb : (..., 3) uint8 ndarray
         RGB values, any leading shape (a frame, a stack of frames or of patches).
+    device : str, keyword-only
+        Backend of the kernel (:mod:`fastunlc.backend`), ``"cpu"``.
 
     Returns
     -------
@@ -58,5 +62,5 @@ def rgb2lab(rgb: np.ndarray) -> np.ndarray:
     ValueError
         ``rgb`` is not uint8 with a last axis of 3.
     """
-    distinct = distinct_colours_lab(rgb)
+    distinct = distinct_colours_lab(rgb, device=device)
     return distinct.lab[distinct.inverse].reshape(np.shape(rgb))

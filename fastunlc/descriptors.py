@@ -22,14 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from skimage.color import rgb2gray
 
-from fastunlc._kernels._descriptors import (
-    BLOCK_NORMS,
-    gather_patches,
-    patch_descriptors,
-    place_patches,
-    region_boxes,
-)
-from fastunlc._kernels._histograms import channel_edges
+from fastunlc.backend import kernels
 from fastunlc.colour import rgb2lab
 from fastunlc.config import REFERENCE, UNLCConfig
 from fastunlc.errors import InputError
@@ -99,8 +92,8 @@ def superpixel_descriptors(
     n_labels : int
         Number of superpixels (>= 1).
     config : UNLCConfig, optional
-        Uses ``patch_size``, ``hog_orientations``, ``hog_cell``, ``hog_block_norm``
-        and ``color_bins``.
+        Uses ``patch_size``, ``hog_orientations``, ``hog_cell``, ``hog_block_norm``,
+        ``color_bins`` and ``device``.
     lab : (h, w, 3) float64 ndarray, optional
         ``skimage.color.rgb2lab(frame)`` if the caller already has it. By default
         only the patches are converted (the same values: the conversion is per pixel).
@@ -134,29 +127,32 @@ def superpixel_descriptors(
     frame, labels, lab = _check_frame(frame, labels, n_labels, config, lab)
     h, w = labels.shape
     size = config.patch_size
+    backend = kernels(config.device)
+    kernel = backend.descriptors
 
-    boxes = region_boxes(labels, n_labels)
+    boxes = kernel.region_boxes(labels, n_labels)
     missing = np.flatnonzero(boxes[:, 0] > boxes[:, 2])
     if missing.size:
         raise ValueError(f"{missing.size} of the labels 0 .. {n_labels - 1} have no "
                          f"pixel (first: {missing[0]}); labels must be contiguous")
-    starts, corners = place_patches(boxes, size, h, w)
+    starts, corners = kernel.place_patches(boxes, size, h, w)
 
     rgb = np.empty((n_labels, size, size, 3), dtype=np.uint8)
-    gather_patches(frame, corners, rgb)
+    kernel.gather_patches(frame, corners, rgb)
     if lab is None:
-        lab_patches = rgb2lab(rgb)
+        lab_patches = rgb2lab(rgb, device=config.device)
     else:
         lab_patches = np.empty((n_labels, size, size, 3))
-        gather_patches(lab, corners, lab_patches)
+        kernel.gather_patches(lab, corners, lab_patches)
     # scikit-image's grey conversion of the same patches, so that the HOG input is
     # the reference's to the last bit (a hand-written weighted sum differs by 1 ulp).
     grey = np.ascontiguousarray(rgb2gray(rgb))
 
     out = np.empty((n_labels, descriptor_dim(config)))
-    patch_descriptors(grey, rgb, np.ascontiguousarray(lab_patches),
-                      channel_edges(config.color_bins), config.hog_orientations,
-                      config.hog_cell, BLOCK_NORMS[config.hog_block_norm], out)
+    kernel.patch_descriptors(grey, rgb, np.ascontiguousarray(lab_patches),
+                             backend.histograms.channel_edges(config.color_bins),
+                             config.hog_orientations, config.hog_cell,
+                             kernel.BLOCK_NORMS[config.hog_block_norm], out)
     out[:, -2] = starts[:, 0] / h
     out[:, -1] = starts[:, 1] / w
     return out

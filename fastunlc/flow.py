@@ -27,6 +27,7 @@ import logging
 import cv2
 import numpy as np
 
+from .backend import kernels
 from .config import REFERENCE, UNLCConfig
 
 logger = logging.getLogger(__name__)
@@ -156,14 +157,7 @@ def _checked_pairs(pairs: np.ndarray, n_frames: int) -> np.ndarray:
 
 def _coarse2fine(frames: np.ndarray, pairs: np.ndarray, config: UNLCConfig,
                  threads: int) -> np.ndarray:
-    try:
-        from . import _C
-    except ImportError as err:
-        raise ImportError(
-            "fastunlc._C (the compiled c2f flow) is not built: install fastunlc with "
-            "`pip install .` (needs CMake and a C++17 compiler with OpenMP), or use "
-            "UNLCConfig(flow='dis')") from err
-    return _C.coarse2fine_flow_pairs(
+    return kernels(config.device).flow.coarse2fine_flow_pairs(
         frames / 255.0, pairs, config.c2f_alpha, config.c2f_ratio, config.c2f_min_width,
         config.c2f_outer_iterations, config.c2f_inner_iterations, config.c2f_sor_iterations,
         threads)

@@ -254,7 +254,8 @@ def _read_first_pass(source: FrameSource, start: int, stop: int | None, size: tu
         if item is None or len(chunk) == _FEATURE_CHUNK:
             if chunk:
                 with timer("shots"):
-                    features.append(shots.shot_features(np.stack(chunk), config.shot_hist_bins))
+                    features.append(shots.shot_features(np.stack(chunk), config.shot_hist_bins,
+                                                        device=config.device))
             chunk = []
         if item is None:
             break

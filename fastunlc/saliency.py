@@ -15,11 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ._kernels import _saliency
+from .backend import kernels
 from .config import REFERENCE, UNLCConfig
-
-PAIR_KINDS = {_saliency.STATIC: "static", _saliency.TRANSLATING: "translating",
-              _saliency.NOT_DOMINANT: "none"}
 
 
 @dataclass(frozen=True)
@@ -60,8 +57,8 @@ def motion_saliency(
     n_frames : int
         Frames in the shot.
     config : UNLCConfig
-        Uses ``static_magnitude``, ``direction_bins``, ``dominant_direction`` and
-        ``saliency_patch``.
+        Uses ``static_magnitude``, ``direction_bins``, ``dominant_direction``,
+        ``saliency_patch`` and ``device``.
 
     Returns
     -------
@@ -76,12 +73,13 @@ def motion_saliency(
     deviation = np.zeros((n_pairs, h, w))
     kinds = np.zeros(n_pairs, dtype=np.int8)
     edges = np.linspace(-np.pi, np.pi, config.direction_bins + 1)
-    _saliency.pair_deviations(flows, config.static_magnitude, config.dominant_direction, edges,
+    kernel = kernels(config.device).saliency
+    kernel.pair_deviations(flows, config.static_magnitude, config.dominant_direction, edges,
                               deviation, kinds)
     # 5x5 mean filter; ndimage's "reflect" is convolve2d's "symm" (edge sample repeated).
     smoothed = ndimage.uniform_filter(deviation, size=(1, config.saliency_patch,
                                                        config.saliency_patch), mode="reflect")
-    dominant_pairs = kinds != _saliency.NOT_DOMINANT
+    dominant_pairs = kinds != kernel.NOT_DOMINANT
     sums = np.zeros((n_frames, h, w))
     counts = np.bincount(pairs[dominant_pairs, 0], minlength=n_frames)
     np.add.at(sums, pairs[dominant_pairs, 0], smoothed[dominant_pairs])
@@ -182,9 +180,10 @@ def superpixel_saliency(
     k = int(offsets[-1])
     sums, counts = np.zeros(k), np.zeros(k, np.int64)
     peaks, bad = np.zeros(n), np.zeros(n, bool)
-    _saliency.superpixel_sums(saliency, labels, offsets, _zoom_coordinates(saliency.shape[1], h),
-                              _zoom_coordinates(saliency.shape[2], w),
-                              int(min(h, w) * config.border_fraction), sums, counts, peaks, bad)
+    kernels(config.device).saliency.superpixel_sums(
+        saliency, labels, offsets, _zoom_coordinates(saliency.shape[1], h),
+        _zoom_coordinates(saliency.shape[2], w), int(min(h, w) * config.border_fraction), sums,
+        counts, peaks, bad)
     if bad.any():
         f = int(np.argmax(bad))
         raise ValueError(f"labels of frame {f} must be contiguous "

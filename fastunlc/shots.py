@@ -15,8 +15,7 @@ import math
 
 import numpy as np
 
-from fastunlc._kernels._histograms import channel_edges, colour_histograms
-from fastunlc._kernels._kts import kts_block
+from fastunlc.backend import kernels
 from fastunlc.colour import distinct_colours_lab
 from fastunlc.config import UNLCConfig
 
@@ -28,7 +27,7 @@ _BLOCK_ELEMENTS = 1 << 20
 _MIN_BLOCK_ROWS = 64
 
 
-def shot_features(frames: np.ndarray, bins: int = 40) -> np.ndarray:
+def shot_features(frames: np.ndarray, bins: int = 40, *, device: str = "cpu") -> np.ndarray:
     """Per-frame colour histograms, the KTS features of the reference.
 
     Works on any chunk of a video, so a long video can be streamed chunk by
@@ -39,7 +38,9 @@ def shot_features(frames: np.ndarray, bins: int = 40) -> np.ndarray:
     frames : (n, h, w, 3) uint8 ndarray
         RGB frames.
     bins : int, optional
-        Bins per histogram (>= 1; the reference uses 40).
+        Bins per histogram (>= 1; the reference uses 40, ``config.shot_hist_bins``).
+    device : str, keyword-only
+        Backend of the kernels (``config.device``, :mod:`fastunlc.backend`).
 
     Returns
     -------
@@ -74,17 +75,19 @@ def shot_features(frames: np.ndarray, bins: int = 40) -> np.ndarray:
     out = np.zeros((n, 6 * bins))
     if n == 0 or h == 0 or w == 0:
         return out
-    edges = channel_edges(bins)
+    histograms = kernels(device).histograms
+    edges = histograms.channel_edges(bins)
     for i in range(n):
         # Histograms of a frame are sums over its pixels, so they are sums over its
         # distinct colours weighted by their pixel counts: each colour's CIELAB is
         # computed once, by the reference's own rgb2lab.
-        colours = distinct_colours_lab(frames[i])
-        colour_histograms(colours.rgb, colours.lab, colours.counts, edges, out[i])
+        colours = distinct_colours_lab(frames[i], device=device)
+        histograms.colour_histograms(colours.rgb, colours.lab, colours.counts, edges, out[i])
     return out
 
 
-def kts_change_points(features: np.ndarray, max_change_points: int, vmax: float) -> np.ndarray:
+def kts_change_points(features: np.ndarray, max_change_points: int, vmax: float, *,
+                      device: str = "cpu") -> np.ndarray:
     """Change points of Kernel Temporal Segmentation with a linear kernel.
 
     Parameters
@@ -97,6 +100,8 @@ def kts_change_points(features: np.ndarray, max_change_points: int, vmax: float)
         asserts instead).
     vmax : float
         Weight of the penalty on the number of change points (>= 0).
+    device : str, keyword-only
+        Backend of the dynamic programme's kernel (``config.device``).
 
     Returns
     -------
@@ -152,6 +157,7 @@ def kts_change_points(features: np.ndarray, max_change_points: int, vmax: float)
     cost = np.full((m + 1, n + 1), np.inf)
     back = np.zeros((m + 1, n + 1), dtype=np.int64)
     rows = max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // (n + 1))
+    kts_block = kernels(device).kts.kts_block
     for first in range(1, n + 1, rows):
         last = min(first + rows, n + 1)
         # Inner products of the block's ends with every start before them.
@@ -182,14 +188,16 @@ def detect_shots(features: np.ndarray, config: UNLCConfig) -> list[tuple[int, in
     features : (N, d) float ndarray
         Per-frame features (:func:`shot_features`), N >= 1.
     config : UNLCConfig
-        Uses ``max_shots`` (at most ``max_shots - 1`` change points) and ``kts_vmax``.
+        Uses ``max_shots`` (at most ``max_shots - 1`` change points), ``kts_vmax`` and
+        ``device``.
 
     Returns
     -------
     shots : list of (start, end) tuples of int
         Frame ranges, ``end`` exclusive, in order, covering ``[0, N)`` without gaps.
     """
-    cuts = kts_change_points(features, config.max_shots - 1, config.kts_vmax).tolist()
+    cuts = kts_change_points(features, config.max_shots - 1, config.kts_vmax,
+                             device=config.device).tolist()
     bounds = [0, *cuts, features.shape[0]]
     return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import get_num_threads
 
-from ._kernels import _slic
+from .backend import kernels
 from .config import REFERENCE, UNLCConfig
 
 # scipy.ndimage.gaussian_filter's default truncation, in standard deviations.
@@ -89,13 +89,14 @@ def _grid(height: int, width: int, config: UNLCConfig) -> _Grid:
     its ``(1, height, width)`` volume, as in ``slic``), from ``config``'s ``n_segments``,
     ``slic_compactness``, ``slic_sigma`` and ``slic_{min,max}_size_factor``."""
     shape = (1, height, width)
+    slic = kernels(config.device).slic
     starts, steps = regular_grid(shape, config.n_segments)
     ys, xs = np.meshgrid(np.arange(starts[1], height, steps[1]),
                          np.arange(starts[2], width, steps[2]), indexing="ij")
     n = ys.size
     # Seed nearest to the middle pixel of each kernel tile: the first centre it tries.
-    mid_y = np.minimum(np.arange(0, height, _slic.BAND) + _slic.BAND // 2, height - 1)
-    mid_x = np.minimum(np.arange(0, width, _slic.TILE) + _slic.TILE // 2, width - 1)
+    mid_y = np.minimum(np.arange(0, height, slic.BAND) + slic.BAND // 2, height - 1)
+    mid_x = np.minimum(np.arange(0, width, slic.TILE) + slic.TILE // 2, width - 1)
     iy = np.clip(np.rint((mid_y - starts[1]) / steps[1]), 0, ys.shape[0] - 1).astype(np.int64)
     ix = np.clip(np.rint((mid_x - starts[2]) / steps[2]), 0, ys.shape[1] - 1).astype(np.int64)
     centres = np.zeros((n, 5), np.float32)
@@ -119,20 +120,21 @@ def _grid(height: int, width: int, config: UNLCConfig) -> _Grid:
 
 
 _SPARE_LOCK = threading.Lock()
-_SPARE: dict[tuple[int, int, int], list[tuple[np.ndarray, ...]]] = {}
+_SPARE: dict[tuple[int, int, int, str], list[tuple[np.ndarray, ...]]] = {}
 
 
 @contextmanager
-def _workspace(height: int, width: int, workers: int) -> Iterator[tuple[np.ndarray, ...]]:
-    """A :func:`fastunlc._kernels._slic.workspace`, reused across calls: allocating its
-    ~12 MB per worker afresh costs each frame some 2,000 page faults (~3 ms). Spares are
-    kept for one frame size at a time; concurrent callers get separate workspaces."""
-    key = (height, width, workers)
+def _workspace(height: int, width: int, workers: int, device: str
+               ) -> Iterator[tuple[np.ndarray, ...]]:
+    """The SLIC kernel's ``workspace``, reused across calls: allocating its ~12 MB per
+    worker afresh costs each frame some 2,000 page faults (~3 ms). Spares are kept for
+    one frame size at a time; concurrent callers get separate workspaces."""
+    key = (height, width, workers, device)
     with _SPARE_LOCK:
         spare = _SPARE.get(key)
         arrays = spare.pop() if spare else None
     if arrays is None:
-        arrays = _slic.workspace(height, width, workers)
+        arrays = kernels(device).slic.workspace(height, width, workers)
     try:
         yield arrays
     finally:
@@ -207,8 +209,8 @@ def slic_superpixels(frame: np.ndarray, config: UNLCConfig = REFERENCE) -> tuple
     h, w = frame.shape[:2]
     grid = _grid(h, w, config)
     labels = np.empty((h, w), np.int32)
-    with _workspace(h, w, 1) as arrays:
-        n = _slic.slic_frame(
+    with _workspace(h, w, 1, config.device) as arrays:
+        n = kernels(config.device).slic.slic_frame(
             frame, _colour_tables(frame[None])[0], grid.weights, grid.scale, grid.centres,
             grid.windows, grid.spatial_weight, grid.guess, config.slic_max_iter, grid.min_size,
             grid.max_size, *(a[0] for a in arrays), labels)
@@ -244,9 +246,9 @@ def slic_superpixels_batch(frames: np.ndarray, config: UNLCConfig = REFERENCE
     grid = _grid(h, w, config)
     labels = np.empty((n, h, w), np.int32)
     counts = np.empty(n, np.int64)
-    with _workspace(h, w, min(get_num_threads(), n)) as arrays:
-        _slic.slic_frames(frames, _colour_tables(frames), grid.weights, grid.scale,
-                          grid.centres, grid.windows, grid.spatial_weight, grid.guess,
-                          config.slic_max_iter, grid.min_size, grid.max_size, *arrays, labels,
-                          counts)
+    with _workspace(h, w, min(get_num_threads(), n), config.device) as arrays:
+        kernels(config.device).slic.slic_frames(
+            frames, _colour_tables(frames), grid.weights, grid.scale, grid.centres,
+            grid.windows, grid.spatial_weight, grid.guess, config.slic_max_iter,
+            grid.min_size, grid.max_size, *arrays, labels, counts)
     return labels, counts

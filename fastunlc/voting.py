@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernels import _voting
+from .backend import kernels
 from .config import REFERENCE, UNLCConfig
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ def _check_offsets(frame_offsets: np.ndarray, n: int) -> np.ndarray:
     return offsets
 
 
-def _check_labels(labels: np.ndarray, frame_offsets: np.ndarray) -> tuple[np.ndarray,
-                                                                           np.ndarray]:
+def _check_labels(labels: np.ndarray, frame_offsets: np.ndarray, device: str = "cpu"
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Validate labels (n, h, w) against frame_offsets; return int32 C-contiguous labels
     and int64 offsets. Guarantees ``0 <= labels[f] < n_f``, which the kernels rely on."""
     labels = np.asarray(labels)
@@ -49,7 +49,7 @@ def _check_labels(labels: np.ndarray, frame_offsets: np.ndarray) -> tuple[np.nda
                          f"{labels.shape} and dtype {labels.dtype}")
     offsets = _check_offsets(frame_offsets, labels.shape[0])
     labels = np.ascontiguousarray(labels, dtype=np.int32)
-    lo, hi = _voting.label_ranges(labels)
+    lo, hi = kernels(device).voting.label_ranges(labels)
     bad = np.flatnonzero((lo < 0) | (hi >= np.diff(offsets)))
     if bad.size:
         f = bad[0]
@@ -67,9 +67,10 @@ def _copy_mask(mask: np.ndarray) -> np.ndarray:
     return np.array(mask, dtype=np.float64, order="C")
 
 
-def _paint(votes: np.ndarray, labels: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def _paint(votes: np.ndarray, labels: np.ndarray, offsets: np.ndarray,
+           device: str = "cpu") -> np.ndarray:
     out = np.empty(labels.shape)
-    _voting.paint(votes, labels, offsets, out)
+    kernels(device).voting.paint(votes, labels, offsets, out)
     return out
 
 
@@ -82,10 +83,11 @@ def _check_no_empty(counts: np.ndarray, offsets: np.ndarray) -> None:
                          "(labels must be contiguous 0..n_f-1 in every frame)")
 
 
-def _superpixel_means(values: np.ndarray, labels: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def _superpixel_means(values: np.ndarray, labels: np.ndarray, offsets: np.ndarray,
+                      device: str = "cpu") -> np.ndarray:
     sums = np.zeros(offsets[-1])
     counts = np.zeros(offsets[-1], dtype=np.int64)
-    _voting.superpixel_sums(values, labels, offsets, sums, counts)
+    kernels(device).voting.superpixel_sums(values, labels, offsets, sums, counts)
     _check_no_empty(counts, offsets)
     return sums / counts
 
@@ -107,7 +109,7 @@ def _energy_can_be_low(threshold: float, energy_fraction: float) -> bool:
 
 
 def _suppress_low_energy(mask: np.ndarray, threshold: float, energy_fraction: float,
-                         value: float) -> None:
+                         value: float, device: str = "cpu") -> None:
     """In place on a float64 C-contiguous (n, h, w) mask."""
     if not _energy_can_be_low(threshold, energy_fraction):
         return
@@ -115,19 +117,20 @@ def _suppress_low_energy(mask: np.ndarray, threshold: float, energy_fraction: fl
     for f in range(mask.shape[0]):
         if binary[f].any():
             count, components = _components(binary[f])
-            _voting.suppress_low_energy(mask[f], components, count, energy_fraction, value)
+            kernels(device).voting.suppress_low_energy(mask[f], components, count,
+                                                       energy_fraction, value)
 
 
 def _suppress_small(mask: np.ndarray, threshold: float, relative_size: float,
-                    margin: float = REFERENCE.small_blob_margin) -> None:
+                    margin: float = REFERENCE.small_blob_margin, device: str = "cpu") -> None:
     """In place on a float64 C-contiguous (n, h, w) mask; small blobs become
     ``threshold - margin`` (config ``small_blob_margin``)."""
     binary = np.greater(mask, threshold).view(np.uint8)
     for f in range(mask.shape[0]):
         if binary[f].any():
             count, components = _components(binary[f])
-            _voting.suppress_small(mask[f], components, count, relative_size,
-                                   threshold - margin)
+            kernels(device).voting.suppress_small(mask[f], components, count, relative_size,
+                                                  threshold - margin)
 
 
 def superpixel_means(
@@ -328,7 +331,9 @@ def consensus_voting(
     no blob can be low-energy (see :func:`remove_low_energy_blobs`) and the
     components are not labelled at all.
     """
-    labels, offsets = _check_labels(labels, frame_offsets)
+    device = config.device
+    kernel = kernels(device).voting
+    labels, offsets = _check_labels(labels, frame_offsets, device)
     k = offsets[-1]
     votes = np.array(initial_votes, dtype=np.float64)
     if votes.shape != (k,):
@@ -345,7 +350,7 @@ def consensus_voting(
                          f"{type(transition).__name__} of shape {shape}")
     transition = sp.csr_matrix(transition, dtype=np.float64)
     counts = np.zeros(k, dtype=np.int64)
-    _voting.pixel_counts(labels, offsets, counts)
+    kernel.pixel_counts(labels, offsets, counts)
     _check_no_empty(counts, offsets)
     per_round = config.voting_iterations // config.voting_rounds
     threshold = config.foreground_threshold
@@ -357,14 +362,14 @@ def consensus_voting(
     for r in range(config.voting_rounds):
         votes = _vote(votes, transition, offsets, per_round)
         if label_blobs:
-            _voting.foreground(votes, labels, offsets, threshold, binary)
+            kernel.foreground(votes, labels, offsets, threshold, binary)
             for f in range(labels.shape[0]):
                 n_components[f] = 1
                 if binary[f].any():
                     n_components[f], components[f] = _components(binary[f])
         means = np.empty(k)
-        _voting.low_energy_means(votes, labels, offsets, components, n_components,
-                                 config.low_energy_fraction, config.low_energy_value, means)
+        kernel.low_energy_means(votes, labels, offsets, components, n_components,
+                                config.low_energy_fraction, config.low_energy_value, means)
         votes = means
         logger.debug("voting round %d: %d superpixels above %.2f", r + 1,
                      int(np.count_nonzero(votes > threshold)), threshold)
@@ -372,7 +377,8 @@ def consensus_voting(
     # whole shot (a 110-frame 650-px shot would need 280 MB in float64).
     masks = np.empty(labels.shape, dtype=np.float32)
     for f in range(labels.shape[0]):
-        frame = _paint(votes, labels[f:f + 1], offsets[f:f + 2])
-        _suppress_small(frame, threshold, config.relative_blob_size, config.small_blob_margin)
+        frame = _paint(votes, labels[f:f + 1], offsets[f:f + 2], device)
+        _suppress_small(frame, threshold, config.relative_blob_size, config.small_blob_margin,
+                        device)
         masks[f] = frame[0]
     return masks
