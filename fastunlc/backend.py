@@ -2,7 +2,7 @@
 
 Stage modules never branch on the device: they ask :func:`kernels` for the kernel
 modules of ``config.device`` and call them. Today only ``cpu`` is built (Numba kernels
-in :mod:`fastunlc._kernels`, the C++ coarse-to-fine flow in ``fastunlc._C``); a
+in :mod:`fastunlc._kernels.cpu`, the C++ coarse-to-fine flow in ``fastunlc._C``); a
 ``cuda`` backend will resolve to modules with the same names and the same out-array
 contracts. This module imports nothing heavy at import time, so :mod:`fastunlc.config`
 can check a device name without loading Numba.
@@ -26,16 +26,9 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda")
 BUILT: tuple[str, ...] = ("cpu",)
 """The devices whose kernels exist in this build."""
 
-# Kernel modules of each backend, by the attribute name stages use.
-_CPU_MODULES = {
-    "colour": "fastunlc._kernels._colour",
-    "descriptors": "fastunlc._kernels._descriptors",
-    "histograms": "fastunlc._kernels._histograms",
-    "kts": "fastunlc._kernels._kts",
-    "saliency": "fastunlc._kernels._saliency",
-    "slic": "fastunlc._kernels._slic",
-    "voting": "fastunlc._kernels._voting",
-}
+# Kernel modules every backend provides: fastunlc._kernels.<device>.<name>, each the
+# Kernels attribute of the same name.
+_STAGES = ("colour", "descriptors", "histograms", "kts", "saliency", "slic", "voting")
 
 
 def check_device(device: object) -> None:
@@ -68,7 +61,7 @@ class Kernels:
     device : str
         The backend's name.
     colour, descriptors, histograms, kts, saliency, slic, voting : module
-        The compiled kernels of each stage (for ``cpu``: ``fastunlc._kernels._<name>``).
+        The compiled kernels of each stage, ``fastunlc._kernels.<device>.<name>``.
     flow : module
         The coarse-to-fine flow (``fastunlc._C``), imported on use so that a build
         without the C++ extension can still run the ``dis`` flow; ImportError saying how
@@ -121,5 +114,6 @@ def kernels(device: str = "cpu") -> Kernels:
 @cache
 def _load(device: str) -> Kernels:
     # Keyed on the name alone, so kernels() and kernels("cpu") are one object.
-    modules = {name: importlib.import_module(path) for name, path in _CPU_MODULES.items()}
+    modules = {name: importlib.import_module(f"fastunlc._kernels.{device}.{name}")
+               for name in _STAGES}
     return Kernels(device, **modules)

@@ -5,7 +5,7 @@ compactness=10, max_num_iter=10, sigma=5, convert2lab=True, enforce_connectivity
 start_label=0)``. This module sets up what scikit-image's Python driver computes (the
 seed grid, the step, the Gaussian kernel, the connectivity size bounds, the colour
 table of the frame's rescaling) and runs the algorithm in
-:mod:`fastunlc._kernels._slic`, in float32. Agreement with scikit-image on real frames
+:mod:`fastunlc._kernels.cpu.slic`, in float32. Agreement with scikit-image on real frames
 is measured in ``tests/test_superpixels.py``.
 """
 
@@ -203,7 +203,7 @@ def slic_superpixels(frame: np.ndarray, config: UNLCConfig = REFERENCE) -> tuple
     scikit-image's SLIC (``slic(frame / 255., ..., convert2lab=True,
     enforce_connectivity=True, start_label=0)``), computed in float32 on one thread
     (:func:`slic_superpixels_batch` spreads frames over threads). See
-    :mod:`fastunlc._kernels._slic`.
+    :mod:`fastunlc._kernels.cpu.slic`.
     """
     frame = _check(frame, 3, "frame")
     h, w = frame.shape[:2]

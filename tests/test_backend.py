@@ -19,20 +19,12 @@ STAGES = ("colour", "descriptors", "flow", "saliency", "shots", "superpixels", "
 
 
 def test_cpu_resolves_to_the_numba_kernels_once():
-    from fastunlc._kernels import (
-        _colour,
-        _descriptors,
-        _histograms,
-        _kts,
-        _saliency,
-        _slic,
-        _voting,
-    )
+    from fastunlc._kernels.cpu import colour, descriptors, histograms, kts, saliency, slic, voting
 
     k = backend.kernels("cpu")
     assert k.device == "cpu"
     assert (k.colour, k.descriptors, k.histograms, k.kts, k.saliency, k.slic, k.voting) == (
-        _colour, _descriptors, _histograms, _kts, _saliency, _slic, _voting)
+        colour, descriptors, histograms, kts, saliency, slic, voting)
     assert backend.kernels("cpu") is k and backend.kernels() is k  # cached
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab as skimage_rgb2lab
 
-from fastunlc._kernels._colour import distinct_colours
+from fastunlc._kernels.cpu.colour import distinct_colours
 from fastunlc.colour import rgb2lab
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
-from fastunlc._kernels._descriptors import pairwise_sum, place_patches
+from fastunlc._kernels.cpu.descriptors import pairwise_sum, place_patches
 from fastunlc.config import REFERENCE
 from fastunlc.descriptors import (
     descriptor_dim,

@@ -21,7 +21,7 @@ from skimage.color import rgb2lab
 from skimage.segmentation._slic import _enforce_label_connectivity_cython
 from skimage.util import regular_grid as skimage_regular_grid
 
-from fastunlc._kernels import _slic
+from fastunlc._kernels.cpu import slic as _slic
 from fastunlc.config import REFERENCE, UNLCConfig
 from fastunlc.reference import superpixels as oracle
 from fastunlc.superpixels import (

@@ -1,1 +1,2 @@
-"""Compiled kernels (Numba). Private: call them through the stage modules."""
+"""Compiled kernels, one subpackage per backend (``cpu``). Private: stage modules reach
+them through :func:`fastunlc.backend.kernels`, never by importing them."""

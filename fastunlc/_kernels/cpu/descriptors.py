@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastunlc._kernels._histograms import accumulate_pixel, normalise_rows
+from .histograms import accumulate_pixel, normalise_rows
 
 # Block normalisations, numbered for the kernels (scikit-image's names).
 BLOCK_NORMS = {"L1": 0, "L1-sqrt": 1, "L2": 2, "L2-Hys": 3}

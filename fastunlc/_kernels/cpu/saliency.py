@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._histograms import bin_index
+from .histograms import bin_index
 
 STATIC = 1
 TRANSLATING = 2

@@ -1,0 +1,6 @@
+"""The CPU backend's kernels (Numba, parallel over frames or superpixels).
+
+One module per stage, named as :class:`fastunlc.backend.Kernels`'s attributes; a CUDA
+backend's modules sit beside these under the same names with the same out-array
+contracts. Private: stage modules reach them through :func:`fastunlc.backend.kernels`.
+"""
