@@ -325,8 +325,8 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     try:
         # --workers is the local engine's, --address and --cpus-per-video the Ray engine's.
         if args.engine == "ray":
-            resources, engine_options = Resources(cpus=args.cpus_per_video), {
-                "address": args.address}
+            resources = Resources(cpus=args.cpus_per_video)
+            engine_options: dict[str, object] = {"address": args.address}
         else:
             resources, engine_options = Resources(), {"workers": args.workers}
         stats = build_dataset(args.inputs, args.out, options, engine=args.engine,
