@@ -371,7 +371,7 @@ def _run_segment(args: argparse.Namespace) -> int:
 def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from tqdm import tqdm
 
-    from .build import BuildOptions, Limits, build_dataset
+    from .build import BuildOptions, Limits, Resources, build_dataset
 
     if args.workers < 1 or args.videos_per_shard < 1:
         parser.error("--workers and --videos-per-shard must be >= 1")
@@ -414,11 +414,15 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             bar.update(1)
 
     try:
-        stats = build_dataset(args.inputs, args.out, options, workers=args.workers,
+        # --workers is the local engine's, --address and --cpus-per-video the Ray engine's.
+        if args.engine == "ray":
+            resources = Resources(cpus=args.cpus_per_video)
+            engine_options: dict[str, object] = {"address": args.address}
+        else:
+            resources, engine_options = Resources(), {"workers": args.workers}
+        stats = build_dataset(args.inputs, args.out, options, engine=args.engine,
+                              engine_options=engine_options, resources=resources,
                               limits=Limits(args.video_timeout, args.max_memory),
-                              engine=args.engine,
-                              ray_options={"address": args.address,
-                                           "cpus_per_video": args.cpus_per_video},
                               on_video=on_video, on_plan=on_plan)
     except FastUNLCError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -445,14 +449,14 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 def _run_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .dataset import PseudoGTDataset, preview
-    from .output import atomic_write_bytes, encode_png
+    from .files import atomic_write, encode_png
 
     if args.count < 1:
         parser.error("--count must be >= 1")
     out = args.out or args.dataset / "preview.png"
     try:
         data = PseudoGTDataset(args.dataset)
-        atomic_write_bytes(out, encode_png(preview(data, args.count, args.seed)))
+        atomic_write(out, encode_png(preview(data, args.count, args.seed)))
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

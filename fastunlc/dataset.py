@@ -13,10 +13,12 @@ A sample's ``KEY`` is ``<video key>_s<shot>_f<frame>``: letters, digits, ``-`` a
 only (no dots, so that every WebDataset reader splits it from the extension, no path
 separators). ``KEY.jpg`` is the frame at the working size (longer side at most 650 px),
 RGB, JPEG quality :data:`JPEG_QUALITY`; ``KEY.png`` the soft mask of the same size,
-8-bit grey, value ``round(255 p)``, lossless; ``KEY.json`` its manifest row. Members are
-plain ustar entries with mtime 0, so the same inputs give the same bytes. A manifest row
-holds the byte offset and length of each member's data in its shard, for random access
-without reading the tar's index.
+8-bit grey, value ``round(255 p)``, lossless; ``KEY.json`` its manifest row without the
+byte spans (:data:`SAMPLE_META_FIELDS`: key, video path, video key, shot, frame, height,
+width, foreground fraction, shard), so that a WebDataset reader sees where each sample
+comes from. Members are plain ustar entries with mtime 0, so the same inputs give the
+same bytes. A manifest row holds the byte offset and length of each member's data in its
+shard, for random access without reading the tar's index.
 
 Files appear only complete: each is written under a hidden temporary name and renamed,
 and a shard counts as built only once its videos part exists (written last).
@@ -38,6 +40,8 @@ import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .files import encode_mask_png, publish, temporary_path
 
 JPEG_QUALITY = 95
 """Quality of the frames' JPEG encoding (OpenCV's scale, 0-100)."""
@@ -61,6 +65,13 @@ SAMPLE_SCHEMA = pa.schema([
     ("png_size", pa.int64()),
 ])
 """Manifest row of a sample; ``shard`` is the tar's path relative to the dataset folder."""
+
+SAMPLE_META_FIELDS = tuple(name for name in SAMPLE_SCHEMA.names
+                           if not name.endswith(("_offset", "_size")))
+"""What ``KEY.json`` and :attr:`Sample.meta` hold: a sample's manifest row without the
+byte spans of its members in the shard. The spans are left out because they are known only
+when the shard is assembled, after ``KEY.json`` is written into the video's part (and a
+reader of the tar, which streams it, has no use for them)."""
 
 VIDEO_SCHEMA = pa.schema([
     ("video", pa.string()),
@@ -115,49 +126,15 @@ def videos_part(root: Path, index: int) -> Path:
     return root / MANIFEST / f"videos-{shard_name(index)}.parquet"
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    """fsync ``tmp`` and rename it to ``path`` (atomic within one file system)."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_table(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file under a temporary name, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    try:
-        pq.write_table(table, tmp)
-        _publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text(text: str, path: Path) -> None:
-    """Write a text file under a temporary name, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    try:
-        tmp.write_text(text)
-        _publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def encode_sample(frame: np.ndarray, mask: np.ndarray) -> tuple[bytes, bytes]:
-    """JPEG bytes of an RGB uint8 frame ``(h, w, 3)`` and PNG bytes of its soft mask
-    ``(h, w)`` in [0, 1] as ``round(255 p)``."""
+    """JPEG bytes of an RGB uint8 frame ``(h, w, 3)`` (quality :data:`JPEG_QUALITY`) and
+    PNG bytes of its soft mask ``(h, w)`` in [0, 1] (:func:`fastunlc.files.encode_mask_png`:
+    ``round(255 p)``, the encoding of ``fastunlc segment``'s masks too)."""
     ok, jpg = cv2.imencode(".jpg", np.ascontiguousarray(frame[:, :, ::-1]),
                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    grey = np.round(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
-    ok_png, png = cv2.imencode(".png", grey)
-    if not (ok and ok_png):
-        raise RuntimeError("OpenCV could not encode a sample")
-    return jpg.tobytes(), png.tobytes()
+    if not ok:
+        raise OSError("JPEG encoding failed")
+    return jpg.tobytes(), encode_mask_png(mask)
 
 
 class ShardWriter:
@@ -172,7 +149,7 @@ class ShardWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = _temporary(path)
+        self._tmp = temporary_path(path)
         self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)
 
     def add(self, key: str, members: dict[str, bytes]) -> dict[str, tuple[int, int]]:
@@ -190,7 +167,7 @@ class ShardWriter:
     def commit(self) -> None:
         """Finish the tar and rename it to its final path."""
         self._tar.close()
-        _publish(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
     def discard(self) -> None:
         """Drop the unfinished tar."""
@@ -201,7 +178,8 @@ class ShardWriter:
 @dataclass
 class Sample:
     """One training sample: ``frame`` (h, w, 3) uint8 RGB, ``mask`` (h, w) float32 soft
-    mask in [0, 1] (foreground > 0.7), and its manifest row ``meta``."""
+    mask in [0, 1] (foreground > 0.7), and ``meta``, its ``KEY.json``: the manifest row's
+    :data:`SAMPLE_META_FIELDS`, the same whether read by index or shard by shard."""
 
     key: str
     frame: np.ndarray
@@ -281,8 +259,10 @@ class PseudoGTDataset:
         if not -len(self) <= index < len(self):
             raise IndexError(f"sample {index} of {len(self)}")
         index %= len(self)
+        row = self.row(index)
         return decode_sample(self._keys[index], self.member_bytes(index, "jpg"),
-                             self.member_bytes(index, "png"), self.row(index))
+                             self.member_bytes(index, "png"),
+                             {name: row[name] for name in SAMPLE_META_FIELDS})
 
     def iter_shards(self) -> Iterator[Sample]:
         """Every sample, reading each shard from start to end as a WebDataset reader does."""

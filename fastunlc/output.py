@@ -16,35 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a grey ``(h, w)`` or RGB ``(h, w, 3)`` uint8 image."""
-    if image.ndim == 3:
-        image = image[:, :, ::-1]  # OpenCV encodes BGR
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
-    if not ok:
-        raise OSError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def mask_to_uint8(mask: np.ndarray) -> np.ndarray:
-    """Soft mask in [0, 1] to 8-bit grey: ``round(255 * p)``."""
-    return np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
+from .files import atomic_write, encode_mask_png, encode_png
 
 
 def overlay(frame: np.ndarray, mask: np.ndarray, threshold: float = 0.7) -> np.ndarray:
@@ -115,15 +87,13 @@ class ResultWriter:
         (self.stage / "masks").mkdir(parents=True)
 
     def write_mask(self, frame_index: int, mask: np.ndarray) -> None:
-        atomic_write_bytes(self.stage / "masks" / f"{frame_index:05d}.png",
-                           encode_png(mask_to_uint8(mask)))
+        atomic_write(self.stage / "masks" / f"{frame_index:05d}.png", encode_mask_png(mask))
 
     def write_preview(self, sheet: np.ndarray) -> None:
-        atomic_write_bytes(self.stage / "preview.png", encode_png(sheet))
+        atomic_write(self.stage / "preview.png", encode_png(sheet))
 
     def write_report(self, report: dict[str, Any]) -> None:
-        atomic_write_bytes(self.stage / "report.json",
-                           (json.dumps(report, indent=2) + "\n").encode())
+        atomic_write(self.stage / "report.json", json.dumps(report, indent=2) + "\n")
 
     def commit(self) -> Path:
         """Move the staged result into place; returns the final folder."""

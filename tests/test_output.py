@@ -1,4 +1,4 @@
-"""Atomic writing and the preview."""
+"""Atomic writing, the one mask encoding, and the preview."""
 
 from __future__ import annotations
 
@@ -6,13 +6,35 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
-from fastunlc.output import ResultWriter, contact_sheet, mask_to_uint8, overlay
+from fastunlc.dataset import encode_sample
+from fastunlc.files import atomic_path, atomic_write, mask_to_uint8
+from fastunlc.output import ResultWriter, contact_sheet, overlay
 
 
 def test_mask_to_uint8_rounds_and_clips():
     m = np.array([[0.0, 0.5, 0.7, 1.0, 1.2, -0.1]])
     np.testing.assert_array_equal(mask_to_uint8(m), [[0, 128, 178, 255, 255, 0]])
+
+
+def test_segment_masks_and_dataset_masks_are_the_same_png(tmp_path):
+    mask = np.random.default_rng(0).random((9, 13)).astype(np.float32)
+    w = ResultWriter(tmp_path, "clip")
+    w.write_mask(0, mask)
+    _, png = encode_sample(np.zeros((9, 13, 3), np.uint8), mask)
+    assert (w.stage / "masks" / "00000.png").read_bytes() == png
+
+
+def test_atomic_write_publishes_whole_files_or_nothing(tmp_path):
+    path = tmp_path / "new" / "stats.json"  # the folder is created
+    atomic_write(path, "{}\n")
+    assert path.read_text() == "{}\n"
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert path.read_text() == "{}\n"  # the old content stays, no temporary is left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["stats.json"]
 
 
 def test_result_writer_publishes_only_on_commit(tmp_path):

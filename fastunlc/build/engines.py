@@ -1,0 +1,238 @@
+"""Engines: where the videos of a build run. Each is a plain function with one signature,
+registered by name in :data:`ENGINES` (img2dataset's distributors are the model)::
+
+    engine(root, tasks, options, on_video, *, resources, limits, work, **engine_options)
+
+``root`` is the dataset folder, ``tasks`` the videos to process (:data:`Task`), in order;
+the engine runs ``work(root, shard, position, video, options, limits.seconds)`` once per
+task, each with what ``resources`` asks for and under ``limits``, and calls
+``on_video(task, row)`` in the calling process as each video finishes, with its manifest
+row. The engine owns retries: a video whose worker dies is retried as the engine can, and
+one that still kills its worker is recorded as failed (:func:`write_failed_part`), so a
+run always ends with a finished part for every task (or an exception of the output, or
+an interrupt). ``engine_options`` are the engine's own keyword arguments (the local
+engine's ``workers``, the Ray engine's ``address`` and ``retries``).
+
+A new engine (a Slurm array, Dask) is one such function and one entry in :data:`ENGINES`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Protocol
+
+from .limits import NO_LIMITS, Limits, cap_memory
+from .options import BuildOptions
+from .worker import Task, Work, process_video, write_failed_part
+
+OnVideo = Callable[[Task, dict[str, Any]], None]
+"""Called with a task and its manifest row as the video finishes."""
+
+MEMORY_MB_PER_VIDEO = 1024
+"""Memory a scheduler reserves per video by default, in MiB: one process segmenting a
+110-frame shot at 650 px peaked at 880-951 MB (benchmarks/RESULTS.md, end-to-end table)."""
+CRASHED = "crashed its worker process (killed by a signal or out of memory)"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each video's task asks for where it runs.
+
+    Attributes
+    ----------
+    cpus : float or None
+        CPU cores per video; a worker runs ``max(1, int(cpus))`` threads. None: the
+        engine's default (local: an equal share of this machine's cores among its
+        workers; Ray: 1).
+    memory_mb : int or None
+        Memory a scheduler reserves per video, in MiB. None: ``Limits.memory_mb`` when
+        that is set, else :data:`MEMORY_MB_PER_VIDEO`. The local engine reserves nothing:
+        its workers share one machine, capped by ``Limits.memory_mb``.
+    gpus : float
+        GPUs per video (0: none; no backend uses one yet). The Ray engine asks for them;
+        the local engine refuses a request it cannot place.
+    """
+
+    cpus: float | None = None
+    memory_mb: int | None = None
+    gpus: float = 0
+
+    def __post_init__(self) -> None:
+        if self.cpus is not None and not self.cpus > 0:
+            raise ValueError(f"Resources.cpus must be > 0, got {self.cpus}")
+        if self.memory_mb is not None and self.memory_mb < 1:
+            raise ValueError(f"Resources.memory_mb must be >= 1, got {self.memory_mb}")
+        if not self.gpus >= 0:
+            raise ValueError(f"Resources.gpus must be >= 0, got {self.gpus}")
+
+
+ANY_RESOURCES = Resources()
+"""Each engine's default request (see :class:`Resources`)."""
+
+
+class Engine(Protocol):
+    """The signature every engine has (see the module's documentation)."""
+
+    def __call__(self, root: Path, tasks: Sequence[Task], options: BuildOptions,
+                 on_video: OnVideo, *, resources: Resources = ..., limits: Limits = ...,
+                 work: Work = ..., **engine_options: Any) -> None: ...
+
+
+def run_local(root: Path, tasks: Sequence[Task], options: BuildOptions, on_video: OnVideo,
+              *, resources: Resources = ANY_RESOURCES, limits: Limits = NO_LIMITS,
+              work: Work = process_video, workers: int = 1) -> None:
+    """The local engine: videos on a pool of ``workers`` processes on this machine.
+
+    Worker processes are started fresh (spawn), each with ``resources.cpus`` threads (by
+    default an equal share of the cores) and ``limits``. When a worker dies (a crash, the
+    kernel's OOM killer), the videos it may have been running are retried one at a time
+    in a fresh worker; one that kills its worker alone is recorded as failed and the build
+    goes on.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if resources.gpus:
+        raise ValueError("the local engine cannot place GPUs (Resources.gpus must be 0)")
+    threads = max(1, int(resources.cpus or (os.cpu_count() or 1) // workers))
+    queue = list(tasks)
+    suspects: list[Task] = []
+    while queue or suspects:
+        if suspects:  # alone, so that a crash names its video
+            task = suspects.pop(0)
+            if _run_pool(root, [task], options, 1, threads, limits, on_video, work):
+                on_video(task, write_failed_part(root, *task, CRASHED))
+        else:
+            unfinished = _run_pool(root, queue, options, workers, threads, limits, on_video,
+                                   work)
+            # The pool hands tasks out in order, at most one beyond its workers at a time:
+            # only those can have been running when a worker died.
+            suspects, queue = unfinished[:workers + 1], unfinished[workers + 1:]
+
+
+def _run_pool(root: Path, tasks: list[Task], options: BuildOptions, workers: int,
+              threads: int, limits: Limits, on_video: OnVideo, work: Work) -> list[Task]:
+    """Run ``tasks`` on one pool; returns, in order, the tasks left unfinished because a
+    worker died (none when all finished)."""
+    finished: set[Task] = set()
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                             initializer=_start_worker,
+                             initargs=(threads, limits.memory_mb)) as pool:
+        pending = {pool.submit(work, str(root), *task, options, limits.seconds): task
+                   for task in tasks}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = pending.pop(future)
+                    try:
+                        row = future.result()
+                    except BrokenProcessPool:
+                        return [t for t in tasks if t not in finished]
+                    finished.add(task)
+                    on_video(task, row)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            # Python < 3.14 has no public call that stops busy workers: without this an
+            # interrupt would wait for the videos in flight.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            raise
+    return []
+
+
+def _start_worker(threads: int, memory_mb: int | None) -> None:
+    """Worker start-up: ``threads`` threads; load the libraries a video needs, then cap
+    the address space at what they take plus ``memory_mb``."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import av  # noqa: F401  (decoders, loaded before the cap)
+    import numba
+
+    from .. import _C  # noqa: F401  (the flow kernel)
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    cap_memory(memory_mb)
+
+
+def run_ray(root: Path, tasks: Sequence[Task], options: BuildOptions, on_video: OnVideo,
+            *, resources: Resources = ANY_RESOURCES, limits: Limits = NO_LIMITS,
+            work: Work = process_video, address: str | None = None, retries: int = 3) -> None:
+    """The Ray engine: each video a Ray task, on a running cluster or a local instance.
+
+    ``root`` must be on storage every node sees. Each task asks the scheduler for
+    ``resources`` (CPUs, memory, GPUs; see :class:`Resources` for the defaults).
+
+    Parameters
+    ----------
+    address : str or None
+        Cluster to join (``"auto"`` or ``"HOST:PORT"``); None starts a local instance for
+        the run (or uses the one this process already started).
+    retries : int
+        Times Ray reruns a task whose worker died (a lost node, a crash); a video that
+        still kills its worker is recorded as failed.
+    """
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        cpus = resources.cpus or 1
+        memory = resources.memory_mb or limits.memory_mb or MEMORY_MB_PER_VIDEO
+        request: dict[str, Any] = {"num_cpus": cpus, "memory": memory * 2**20,
+                                   "max_retries": retries}
+        if resources.gpus:
+            request["num_gpus"] = resources.gpus
+        remote = ray.remote(_ray_video).options(**request)
+        threads = max(1, int(cpus))
+        pending = {remote.remote(work, str(root), *task, options, limits, threads): task
+                   for task in tasks}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                task = pending.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                        ray.exceptions.OutOfMemoryError):
+                    row = write_failed_part(root, *task, CRASHED)
+                on_video(task, row)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_video(work: Work, root: str, shard: int, position: int, video: str,
+               options: BuildOptions, limits: Limits, threads: int) -> dict[str, Any]:
+    """One video in a Ray worker: its share of threads and memory, then ``work``."""
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    cap_memory(limits.memory_mb)
+    return work(root, shard, position, video, options, limits.seconds)
+
+
+ENGINES: dict[str, Engine] = {"local": run_local, "ray": run_ray}
+"""The engines :func:`fastunlc.build.build_dataset` chooses from by name."""
+
+
+def get_engine(name: str) -> Engine:
+    """The engine registered as ``name``.
+
+    Raises
+    ------
+    ValueError
+        No engine has that name (the message lists those that have).
+    """
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise ValueError(f"engine {name!r} is not registered; the engines are "
+                         f"{', '.join(map(repr, sorted(ENGINES)))}") from None

@@ -1,0 +1,88 @@
+"""What a dataset is built with, and the check that a rerun builds the same dataset."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import REFERENCE, UNLCConfig
+from ..errors import InputError
+from ..files import atomic_write
+
+FORMAT = 2
+"""Version of the dataset's layout, recorded in ``build.json`` (2: ``KEY.json`` holds the
+sample's whole manifest row but its byte spans; 1 held seven of its fields)."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What a dataset is built with; stored in ``build.json`` so that a rerun can check it.
+
+    Attributes
+    ----------
+    config : UNLCConfig
+        uNLC and pruning parameters (reference defaults).
+    frames_per_shot : (int, int)
+        Each shot keeps a number of frames drawn uniformly from this closed range (the
+        paper: 5 to 10), or all its kept frames when it has fewer.
+    seed : int
+        Seed of the draws.
+    videos_per_shard : int
+        Videos per shard.
+    max_frames : int or None
+        Use at most this many frames of each video.
+    """
+
+    config: UNLCConfig = REFERENCE
+    frames_per_shot: tuple[int, int] = (5, 10)
+    seed: int = 0
+    videos_per_shard: int = 256
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        lo, hi = self.frames_per_shot
+        if not 1 <= lo <= hi:
+            raise ValueError(f"frames_per_shot must be 1 <= low <= high, got {lo}..{hi}")
+        if self.videos_per_shard < 1:
+            raise ValueError(f"videos_per_shard must be >= 1, got {self.videos_per_shard}")
+        if self.max_frames is not None and self.max_frames < 2:
+            raise ValueError(f"max_frames must be >= 2, got {self.max_frames}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["config"] = self.config.to_dict()
+        out["frames_per_shot"] = list(self.frames_per_shot)
+        return out
+
+
+DEFAULT_OPTIONS = BuildOptions()
+"""The paper's recipe with the reference's parameters."""
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the entries in which two JSON-like values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [name for key in sorted(old.keys() | new.keys())
+                for name in _differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [prefix.rstrip(".") or "value"] if old != new else []
+
+
+def check_or_record_plan(root: Path, plan: dict[str, Any]) -> None:
+    """Store ``build.json``, or check that an existing one describes the same build.
+
+    Raises
+    ------
+    InputError
+        ``root`` holds a dataset built from other inputs or options.
+    """
+    record = root / "build.json"
+    if record.is_file():
+        previous = json.loads(record.read_text())
+        if previous != plan:
+            changed = _differences(previous, plan)
+            raise InputError(root, "holds a dataset built from other inputs or options ("
+                                   f"{', '.join(changed)} differ); use a new --out folder")
+        return
+    atomic_write(record, json.dumps(plan, indent=1) + "\n")
