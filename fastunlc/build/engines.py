@@ -27,6 +27,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..backend import kernels
+from ..config import UNLCConfig
 from .limits import NO_LIMITS, Limits, cap_memory
 from .options import BuildOptions
 from .worker import Task, Work, process_video, write_failed_part
@@ -122,7 +124,7 @@ def _run_pool(root: Path, tasks: list[Task], options: BuildOptions, workers: int
     finished: set[Task] = set()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                              initializer=_start_worker,
-                             initargs=(threads, limits.memory_mb)) as pool:
+                             initargs=(threads, limits.memory_mb, options.config)) as pool:
         pending = {pool.submit(work, str(root), *task, options, limits.seconds): task
                    for task in tasks}
         try:
@@ -147,14 +149,16 @@ def _run_pool(root: Path, tasks: list[Task], options: BuildOptions, workers: int
     return []
 
 
-def _start_worker(threads: int, memory_mb: int | None) -> None:
-    """Worker start-up: ``threads`` threads; load the libraries a video needs, then cap
-    the address space at what they take plus ``memory_mb``."""
+def _start_worker(threads: int, memory_mb: int | None, config: UNLCConfig) -> None:
+    """Worker start-up: ``threads`` threads; load the libraries a video needs (the
+    decoders, ``config``'s kernels), then cap the address space at what they take plus
+    ``memory_mb``."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import av  # noqa: F401  (decoders, loaded before the cap)
     import numba
 
-    from .. import _C  # noqa: F401  (the flow kernel)
+    if config.flow == "c2f":
+        kernels(config.device).flow  # noqa: B018  (imports the compiled flow)
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     cap_memory(memory_mb)
