@@ -213,7 +213,7 @@ def test_graph_does_not_depend_on_the_thread_counts(data_dir, tmp_path):
     from fastunlc.descriptors import superpixel_descriptors_batch
     from fastunlc.superpixels import slic_superpixels_batch
 
-    from .conftest import read_video_frames
+    from .helpers import read_video_frames
 
     frames = read_video_frames(data_dir / "vtest.avi", 0, 12)
     labels, counts = slic_superpixels_batch(frames)

@@ -18,7 +18,7 @@ import pytest
 
 from fastunlc.synthetic import write_frames
 
-from .conftest import read_video_frames
+from .helpers import read_video_frames
 
 REPORT_KEYS = {"input", "name", "fastunlc_version", "source", "working_size", "flow", "shots",
                "processed_frames", "seconds", "seconds_per_processed_frame", "peak_memory_mb",

@@ -120,7 +120,7 @@ def test_motion_saliency_matches_oracle_on_real_flows(opencv_data):
     from fastunlc.config import REFERENCE
     from fastunlc.flow import flow_pairs, optical_flow, resize_for_flow
 
-    from .conftest import read_video_frames
+    from .helpers import read_video_frames
 
     frames = resize_for_flow(read_video_frames(opencv_data / "vtest.avi", 0, 8), 100)
     pairs = flow_pairs(len(frames), 3)
