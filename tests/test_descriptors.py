@@ -143,6 +143,39 @@ def test_other_configs_shape_and_oracle(changes):
     assert_matches_oracle(frame, labels, n, config)
 
 
+def _shift_right(starts, corners, boxes, size, h, w):
+    corners[:, 1] = np.minimum(corners[:, 1] + 1, w - 1 - size)  # one pixel right
+    return starts, corners
+
+
+def _floor_start(starts, corners, boxes, size, h, w):
+    starts[:, 1] = np.floor((boxes[:, 0] + boxes[:, 2] - size) / 2)  # floor, not truncation
+    starts[:, 0] = np.floor((boxes[:, 1] + boxes[:, 3] - size) / 2)
+    return starts, corners
+
+
+def _reads_last_column(starts, corners, boxes, size, h, w):
+    corners[:, 1] = np.clip(starts[:, 1], 0, w - size)  # the original never reads column w-1
+    return starts, corners
+
+
+@pytest.mark.parametrize("mutation", [_shift_right, _floor_start, _reads_last_column])
+def test_oracle_comparison_catches_a_placement_bug(monkeypatch, mutation):
+    """The oracle places patches by its own reading of the spec and the original, so a
+    kernel whose placement is off (by a pixel, by its rounding, at the border) fails
+    the comparison that the other tests make."""
+    import fastunlc.descriptors as fast
+
+    place = fast.place_patches
+    monkeypatch.setattr(fast, "place_patches", lambda boxes, size, h, w: mutation(
+        *place(boxes, size, h, w), boxes, size, h, w))
+    rng = np.random.default_rng(0)
+    frame = random_frame(rng, 48, 64, "noise")
+    labels, n = voronoi_labels(rng, 48, 64, 20)
+    with pytest.raises(AssertionError):
+        assert_matches_oracle(frame, labels, n)
+
+
 # -- known answers ------------------------------------------------------------------------
 
 
