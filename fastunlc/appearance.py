@@ -23,13 +23,9 @@ The method, on SLIC superpixels of the frame:
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from skimage.color import rgb2lab
 from skimage.segmentation import slic
-
-logger = logging.getLogger(__name__)
 
 # Mean superpixel colours closer than this (CIELAB units) everywhere: no contrast at all.
 _FLAT = 1e-6

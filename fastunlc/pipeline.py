@@ -9,7 +9,6 @@ by one shot (short videos are kept from the first pass instead of decoded twice)
 
 from __future__ import annotations
 
-import logging
 import resource
 import time
 from collections import defaultdict
@@ -25,8 +24,6 @@ from . import appearance, descriptors, flow, graph, output, saliency, shots, sup
 from .config import REFERENCE, UNLCConfig
 from .errors import InputError
 from .video import FrameSource, SourceInfo, resize_frame, working_size
-
-logger = logging.getLogger(__name__)
 
 FRAME_CACHE_BYTES = 128 * 2**20
 """Videos whose working-size frames fit in this many bytes are decoded once, not twice.
@@ -148,15 +145,11 @@ def segment_shot(
     notify("superpixels")
     with timer("superpixels"):
         labels, counts = superpixels.slic_superpixels_batch(frames, config)
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     notify("descriptors")
     with timer("descriptors"):
-        features = np.concatenate([
-            descriptors.superpixel_descriptors(frames[i], labels[i],
-                                               int(offsets[i + 1] - offsets[i]), config)
-            for i in range(n)
-        ])
+        features, offsets = descriptors.superpixel_descriptors_batch(frames, labels, counts,
+                                                                     config)
 
     notify("graph")
     with timer("graph"):
