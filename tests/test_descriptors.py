@@ -7,8 +7,6 @@ whose atan2/hypot differ from NumPy's by an ulp.)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from skimage.color import rgb2lab
@@ -23,7 +21,8 @@ from fastunlc.descriptors import (
 from fastunlc.errors import InputError
 from fastunlc.reference import descriptors as oracle
 
-DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+from .helpers import read_video_frames
+
 HOG_TOL = 1e-9
 
 
@@ -68,21 +67,11 @@ def random_frame(rng, h, w, kind):
 
 
 @pytest.fixture(scope="module")
-def real_frame():
-    path = DATA / "vtest.avi"
-    if not path.exists():
-        pytest.skip(f"{path} is missing (Debian package opencv-doc)")
-    import cv2
+def real_frame(opencv_data):
     from skimage.segmentation import slic
 
-    capture = cv2.VideoCapture(str(path))
-    ok, bgr = capture.read()
-    capture.release()
-    if not ok:
-        pytest.skip(f"cannot decode {path}")
     # 768x576 shrunk as the pipeline does (longer side 650): 650x487.
-    bgr = cv2.resize(bgr, (650, 487), interpolation=cv2.INTER_AREA)
-    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    frame = read_video_frames(opencv_data / "vtest.avi", 0, 1, size=(487, 650))[0]
     labels = slic(frame / 255.0, n_segments=400, compactness=10, sigma=5, start_label=0)
     return frame, labels, int(labels.max()) + 1
 
