@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from fastunlc import _C
@@ -31,7 +31,11 @@ from fastunlc.config import REFERENCE
 from fastunlc.flow import flow_pairs, resize_for_flow
 from fastunlc.reference import flow as ref_flow
 
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.helpers, when run as python benchmarks/....py
+
+from tests.helpers import VTEST, read_video_frames  # noqa: E402
+
 PARAMS = (REFERENCE.c2f_alpha, REFERENCE.c2f_ratio, REFERENCE.c2f_min_width,
           REFERENCE.c2f_outer_iterations, REFERENCE.c2f_inner_iterations,
           REFERENCE.c2f_sor_iterations)
@@ -39,17 +43,10 @@ PARAMS = (REFERENCE.c2f_alpha, REFERENCE.c2f_ratio, REFERENCE.c2f_min_width,
 
 def read_frames(video: Path, count: int) -> np.ndarray:
     """The first ``count`` frames of ``video``, RGB uint8."""
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
+    frames = read_video_frames(video, 0, count) if video.is_file() else []
     if len(frames) < 2:
         raise SystemExit(f"{video}: fewer than 2 frames could be read")
-    return np.stack(frames)
+    return frames
 
 
 def best_seconds(repeat: int, run, *args) -> tuple[float, np.ndarray]:

@@ -24,35 +24,31 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
-import cv2
 import numba
 import numpy as np
 
 from fastunlc.config import REFERENCE
 from fastunlc.reference import superpixels as oracle
 from fastunlc.superpixels import slic_superpixels, slic_superpixels_batch
-from fastunlc.video import resize_frame, working_size
+from fastunlc.video import working_size
 
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.helpers, when run as python benchmarks/....py
+
+from tests.helpers import VTEST, read_video_frames, video_size  # noqa: E402
 
 
 def read_frames(video: Path, count: int) -> np.ndarray:
     """The first ``count`` frames of ``video`` at the working size, RGB uint8."""
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        frames.append(resize_frame(frame, working_size(*frame.shape[:2], REFERENCE.max_side)))
-    capture.release()
-    if not frames:
-        raise SystemExit(f"{video}: no frames could be read")
-    return np.stack(frames)
+    try:
+        size = working_size(*video_size(video), REFERENCE.max_side)
+        return read_video_frames(video, 0, count, size=size)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def best_seconds(run, repeat: int) -> float:

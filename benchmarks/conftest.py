@@ -24,7 +24,8 @@ from fastunlc import descriptors, flow, graph, saliency, superpixels
 from fastunlc.config import REFERENCE
 
 # The fixture is re-exported: pytest finds fixtures by name in this module.
-from tests.conftest import opencv_data, read_video_frames  # noqa: F401
+from tests.conftest import opencv_data  # noqa: F401
+from tests.helpers import read_video_frames
 
 FRAME_SIZE = (487, 650)
 """(h, w) of the benchmark frames: vtest.avi's 768x576 at the reference's max side 650."""

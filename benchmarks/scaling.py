@@ -37,7 +37,11 @@ from fastunlc.config import REFERENCE, UNLCConfig
 from fastunlc.pipeline import StageTimer, segment_shot
 from fastunlc.video import FrameSource, resize_frame, working_size
 
-DEFAULT_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.helpers, when run as python benchmarks/....py
+
+from tests.helpers import VTEST  # noqa: E402
+
 STAGES = ("flow", "saliency", "superpixels", "descriptors", "graph", "voting")
 STUDIES = {  # panel titles, filled in with the grid's base_frames
     "frames": "(a) frames per shot, 650 px",
@@ -175,7 +179,7 @@ def plot(cases: list[dict], path: Path, title: str, base_frames: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO,
+    parser.add_argument("--video", type=Path, default=VTEST,
                         help="clip whose first frames are used (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("scaling.png"),
                         help="plot to write; the JSON goes beside it with a .json suffix "

@@ -34,7 +34,7 @@ from fastunlc.reference import saliency as ref_saliency
 from fastunlc.reference import shots as ref_shots
 from fastunlc.reference import superpixels as ref_superpixels
 from fastunlc.reference import voting as ref_voting
-from tests.conftest import read_video_frames
+from tests.helpers import read_video_frames
 
 _C = pytest.importorskip("fastunlc._C", reason="compiled extension fastunlc._C is not built")
 

@@ -23,15 +23,11 @@ The method, on SLIC superpixels of the frame:
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from skimage.color import rgb2lab
 from skimage.segmentation import slic
 
 from .config import REFERENCE
-
-logger = logging.getLogger(__name__)
 
 # Mean superpixel colours closer than this (CIELAB units) everywhere: no contrast at all.
 _FLAT = 1e-6

@@ -25,7 +25,6 @@ from skimage.color import rgb2gray
 from fastunlc.backend import kernels
 from fastunlc.colour import rgb2lab
 from fastunlc.config import REFERENCE, UNLCConfig
-from fastunlc.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -190,22 +189,22 @@ def superpixel_descriptors_batch(
 
     Raises
     ------
-    InputError
+    ValueError
         As ``superpixel_descriptors``, or if the stacks' lengths or shapes disagree.
     """
     frames = np.asarray(frames)
     labels = np.asarray(labels)
     if frames.ndim != 4 or labels.ndim != 3 or frames.shape[0] != labels.shape[0]:
-        raise InputError("frames", "frames (n, h, w, 3) and labels (n, h, w) must be stacks of "
-                         f"the same length, got {frames.shape} and {labels.shape}")
+        raise ValueError("frames (n, h, w, 3) and labels (n, h, w) must be stacks of the same "
+                         f"length, got {frames.shape} and {labels.shape}")
     n = frames.shape[0]
     if n_labels is None:
         n_labels = [int(labels[i].max()) + 1 for i in range(n)]
     if len(n_labels) != n or any(int(c) < 1 for c in n_labels):
-        raise InputError("n_labels", f"must give one positive count per frame ({n}), got "
+        raise ValueError(f"n_labels must give one positive count per frame ({n}), got "
                          f"{list(n_labels)}")
     if lab is not None and np.shape(lab)[:1] != (n,):
-        raise InputError("lab", f"must be a stack of {n} frames, got shape {np.shape(lab)}")
+        raise ValueError(f"lab must be a stack of {n} frames, got shape {np.shape(lab)}")
 
     offsets = np.zeros(n + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(n_labels)

@@ -9,7 +9,6 @@ by one shot (short videos are kept from the first pass instead of decoded twice)
 
 from __future__ import annotations
 
-import logging
 import resource
 import time
 from collections import defaultdict
@@ -25,8 +24,6 @@ from . import appearance, descriptors, flow, graph, output, saliency, shots, sup
 from .config import REFERENCE, UNLCConfig
 from .errors import InputError
 from .video import FrameSource, SourceInfo, resize_frame, working_size
-
-logger = logging.getLogger(__name__)
 
 FRAME_CACHE_BYTES = 128 * 2**20
 """Videos whose working-size frames fit in this many bytes are decoded once, not twice.
@@ -151,15 +148,11 @@ def segment_shot(
     notify("superpixels")
     with timer("superpixels"):
         labels, counts = superpixels.slic_superpixels_batch(frames, config)
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     notify("descriptors")
     with timer("descriptors"):
-        features = np.concatenate([
-            descriptors.superpixel_descriptors(frames[i], labels[i],
-                                               int(offsets[i + 1] - offsets[i]), config)
-            for i in range(n)
-        ])
+        features, offsets = descriptors.superpixel_descriptors_batch(frames, labels, counts,
+                                                                     config)
 
     notify("graph")
     with timer("graph"):
@@ -273,6 +266,28 @@ def _read_first_pass(source: FrameSource, start: int, stop: int | None, size: tu
     return out, cache
 
 
+def _decode_again(frames_iter: Iterator[tuple[int, np.ndarray]], s: int, e: int,
+                  local: np.ndarray, out: np.ndarray | None, size: tuple[int, int],
+                  path: str | PathLike[str], first_frame: int) -> None:
+    """Advance the second decode over a shot's frames ``s .. e - 1`` (first-pass
+    positions), resizing those in ``local`` (ascending) into ``out`` ``(len(local), h,
+    w, 3)``; ``out`` may be ``None`` when ``local`` is empty (a skipped shot).
+
+    Raises InputError when the decode ends before frame ``e - 1``: the first pass
+    decoded more frames than this one, so ``out`` would hold uninitialised memory.
+    """
+    k = 0
+    for i in range(s, e):
+        item = next(frames_iter, None)
+        if item is None:
+            raise InputError(path, f"the second decode ended early at frame {first_frame + i}; "
+                                   f"the first pass decoded frames up to {first_frame + e - 1} "
+                                   "and beyond (the decoder gave fewer frames the second time)")
+        if k < len(local) and i == local[k]:
+            out[k] = resize_frame(item[1], size)
+            k += 1
+
+
 def iter_segment(
     path: str | PathLike[str],
     config: UNLCConfig = REFERENCE,
@@ -359,8 +374,8 @@ def iter_segment(
         local = shots.shot_frames(s, e, config)
         if local is None:
             if frames_iter is not None:  # keep the second pass in step
-                for _ in range(e - s):
-                    next(frames_iter)
+                _decode_again(frames_iter, s, e, np.zeros(0, np.int64), None, size, path,
+                              plan.first_frame)
             else:
                 cache[s:e] = [None] * (e - s)
             yield ShotResult(shot_index, shot_start, shot_end, "skipped",
@@ -376,14 +391,7 @@ def iter_segment(
             cache[s:e] = [None] * (e - s)  # shots come in order: done with these
         else:
             with timer("decode"):
-                wanted = iter(local.tolist())
-                target = next(wanted)
-                k = 0
-                for i, (_, frame) in zip(range(s, e), frames_iter, strict=False):
-                    if i == target:
-                        frames[k] = resize_frame(frame, size)
-                        k += 1
-                        target = next(wanted, -1)
+                _decode_again(frames_iter, s, e, local, frames, size, path, plan.first_frame)
         result = segment_shot(frames, config, timer=timer,
                               on_stage=lambda stage, k=shot_index: notify(
                                   f"shot {k + 1}/{len(plan.shots)}: {stage}"))

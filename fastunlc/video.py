@@ -87,7 +87,8 @@ class FrameSource:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.decode_note: str | None = None
-        """Set when decoding ended early on a damaged stream (the frames before it are used)."""
+        """Set when decoding ended early: on a damaged stream, or before the frame count
+        the header announces (a truncated file). The frames before it are used."""
         if not self.path.exists():
             raise InputError(path, "no such file or folder")
         if self.path.is_dir():
@@ -177,8 +178,9 @@ class FrameSource:
                     yield index, frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as err:
             # A truncated or damaged stream: keep what decoded, say where it stopped.
-            self.decode_note = f"decoding stopped after frame {index}: {err}"
-            logger.warning("%s: %s", self.path, self.decode_note)
+            self._note_early_end(index, str(err))
+            return
+        self._check_frame_count(index)
 
     def _opencv_frames(self, start: int, stop: int | None) -> Iterator[tuple[int, np.ndarray]]:
         capture = cv2.VideoCapture(str(self.path))
@@ -187,12 +189,24 @@ class FrameSource:
             while stop is None or index + 1 < stop:
                 ok, frame = capture.read()
                 if not ok:
+                    self._check_frame_count(index)
                     return
                 index += 1
                 if index >= start:
                     yield index, _to_rgb8(frame, self.path, bgr=True)
         finally:
             capture.release()
+
+    def _check_frame_count(self, last: int) -> None:
+        """After the stream's end at frame ``last`` (-1: none decoded), note a decode that
+        gave fewer frames than the header announces: a truncated file ends without an error."""
+        count = self.info.frame_count
+        if count is not None and last + 1 < count:
+            self._note_early_end(last, f"the header announces {count} frames")
+
+    def _note_early_end(self, last: int, why: str) -> None:
+        self.decode_note = f"decoding stopped after frame {last}: {why}"
+        logger.warning("%s: %s", self.path, self.decode_note)
 
     # -- public ------------------------------------------------------------------------
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:

@@ -58,15 +58,6 @@ def _check_labels(labels: np.ndarray, frame_offsets: np.ndarray, device: str = "
     return labels, offsets
 
 
-def _copy_mask(mask: np.ndarray) -> np.ndarray:
-    """Validate a (n, h, w) float mask; return a float64 C-contiguous copy to edit."""
-    mask = np.asarray(mask)
-    if mask.ndim != 3 or not np.issubdtype(mask.dtype, np.floating):
-        raise ValueError(f"mask must be a float array (n, h, w), got shape {mask.shape} and "
-                         f"dtype {mask.dtype}")
-    return np.array(mask, dtype=np.float64, order="C")
-
-
 def _paint(votes: np.ndarray, labels: np.ndarray, offsets: np.ndarray,
            device: str = "cpu") -> np.ndarray:
     out = np.empty(labels.shape)
@@ -81,15 +72,6 @@ def _check_no_empty(counts: np.ndarray, offsets: np.ndarray) -> None:
         f = np.searchsorted(offsets, empty[0], side="right") - 1
         raise ValueError(f"superpixel {empty[0] - offsets[f]} of frame {f} has no pixels "
                          "(labels must be contiguous 0..n_f-1 in every frame)")
-
-
-def _superpixel_means(values: np.ndarray, labels: np.ndarray, offsets: np.ndarray,
-                      device: str = "cpu") -> np.ndarray:
-    sums = np.zeros(offsets[-1])
-    counts = np.zeros(offsets[-1], dtype=np.int64)
-    kernels(device).voting.superpixel_sums(values, labels, offsets, sums, counts)
-    _check_no_empty(counts, offsets)
-    return sums / counts
 
 
 def _components(binary: np.ndarray) -> tuple[int, np.ndarray]:
@@ -108,21 +90,8 @@ def _energy_can_be_low(threshold: float, energy_fraction: float) -> bool:
     return threshold <= 0 or energy_fraction >= threshold * (1.0 - 1e-6)
 
 
-def _suppress_low_energy(mask: np.ndarray, threshold: float, energy_fraction: float,
-                         value: float, device: str = "cpu") -> None:
-    """In place on a float64 C-contiguous (n, h, w) mask."""
-    if not _energy_can_be_low(threshold, energy_fraction):
-        return
-    binary = np.greater(mask, threshold).view(np.uint8)
-    for f in range(mask.shape[0]):
-        if binary[f].any():
-            count, components = _components(binary[f])
-            kernels(device).voting.suppress_low_energy(mask[f], components, count,
-                                                       energy_fraction, value)
-
-
 def _suppress_small(mask: np.ndarray, threshold: float, relative_size: float,
-                    margin: float = REFERENCE.small_blob_margin, device: str = "cpu") -> None:
+                    margin: float, device: str = "cpu") -> None:
     """In place on a float64 C-contiguous (n, h, w) mask; small blobs become
     ``threshold - margin`` (config ``small_blob_margin``)."""
     binary = np.greater(mask, threshold).view(np.uint8)
@@ -131,138 +100,6 @@ def _suppress_small(mask: np.ndarray, threshold: float, relative_size: float,
             count, components = _components(binary[f])
             kernels(device).voting.suppress_small(mask[f], components, count, relative_size,
                                                   threshold - margin)
-
-
-def superpixel_means(
-    values: np.ndarray, labels: np.ndarray, frame_offsets: np.ndarray
-) -> np.ndarray:
-    """Mean of ``values`` over each superpixel's pixels.
-
-    Parameters
-    ----------
-    values : (n, h, w) float ndarray
-        Per-pixel values, e.g. saliency in [0, 1] (initial votes) or a voting mask.
-    labels : (n, h, w) int ndarray
-        Superpixel labels, contiguous ``0 .. n_f - 1`` in frame f.
-    frame_offsets : (n + 1,) int ndarray
-        ``frame_offsets[f + 1] - frame_offsets[f] = n_f``; ``frame_offsets[0] = 0``.
-
-    Returns
-    -------
-    (k,) float64
-        ``k = frame_offsets[-1]``; entry ``frame_offsets[f] + s`` is the mean over the
-        pixels of superpixel s of frame f (bit-identical to ``np.bincount`` sums / counts).
-
-    Raises
-    ------
-    ValueError
-        On mismatched shapes, labels outside ``0 .. n_f - 1``, or a superpixel without
-        pixels.
-    """
-    labels, offsets = _check_labels(labels, frame_offsets)
-    values = np.asarray(values)
-    if values.shape != labels.shape or not np.issubdtype(values.dtype, np.floating):
-        raise ValueError(f"values must be a float array of the labels' shape {labels.shape}, "
-                         f"got shape {values.shape} and dtype {values.dtype}")
-    return _superpixel_means(values.astype(np.float64, order="C"), labels, offsets)
-
-
-def paint(votes: np.ndarray, labels: np.ndarray, frame_offsets: np.ndarray) -> np.ndarray:
-    """Paint per-superpixel votes onto pixels.
-
-    Parameters
-    ----------
-    votes : (k,) float ndarray
-        One value per superpixel of the shot, ``k = frame_offsets[-1]``.
-    labels : (n, h, w) int ndarray
-        Superpixel labels, ``0 .. n_f - 1`` in frame f.
-    frame_offsets : (n + 1,) int ndarray
-        Start of each frame's superpixels in ``votes``, then k.
-
-    Returns
-    -------
-    (n, h, w) float64
-        ``out[f, y, x] = votes[frame_offsets[f] + labels[f, y, x]]``.
-
-    Raises
-    ------
-    ValueError
-        On mismatched shapes or labels outside ``0 .. n_f - 1``.
-    """
-    labels, offsets = _check_labels(labels, frame_offsets)
-    votes = np.ascontiguousarray(votes, dtype=np.float64)
-    if votes.shape != (offsets[-1],):
-        raise ValueError(f"votes must have shape ({offsets[-1]},) = frame_offsets[-1], got "
-                         f"{votes.shape}")
-    return _paint(votes, labels, offsets)
-
-
-def remove_low_energy_blobs(
-    mask: np.ndarray, threshold: float = 0.7, energy_fraction: float = 0.6,
-    value: float = 0.175
-) -> np.ndarray:
-    """Suppress foreground blobs that hold too little mask energy.
-
-    Per frame, the pixels with ``mask > threshold`` form 4-connected components; a
-    component whose summed mask value is below ``energy_fraction`` x its pixel count
-    is set to ``value``.
-
-    Parameters
-    ----------
-    mask : (n, h, w) float ndarray
-        Soft mask, typically in [0, 1].
-    threshold : float
-        Foreground threshold (config ``foreground_threshold``).
-    energy_fraction : float
-        Config ``low_energy_fraction``.
-    value : float
-        Config ``low_energy_value``.
-
-    Returns
-    -------
-    (n, h, w) float64
-        A new array; ``mask`` is not modified.
-
-    Notes
-    -----
-    Every pixel of a component exceeds ``threshold``, so with the reference's
-    parameters (energy fraction 0.6 below threshold 0.7) no component can qualify and
-    the step returns the mask unchanged without labelling anything; it can only act
-    when ``energy_fraction >= threshold``.
-    """
-    out = _copy_mask(mask)
-    _suppress_low_energy(out, threshold, energy_fraction, value)
-    return out
-
-
-def remove_small_blobs(
-    mask: np.ndarray, threshold: float = 0.7, relative_size: float = 0.6
-) -> np.ndarray:
-    """Drop foreground blobs much smaller than the frame's largest one to just under
-    the threshold.
-
-    Per frame, the pixels with ``mask > threshold`` form 4-connected components; one
-    with fewer pixels than ``relative_size`` x the largest component's is set to
-    ``threshold - 1e-5`` (so it is background under ``mask > threshold`` yet keeps a
-    high soft score).
-
-    Parameters
-    ----------
-    mask : (n, h, w) float ndarray
-        Soft mask, typically in [0, 1].
-    threshold : float
-        Foreground threshold (config ``foreground_threshold``).
-    relative_size : float
-        Config ``relative_blob_size``.
-
-    Returns
-    -------
-    (n, h, w) float64
-        A new array; ``mask`` is not modified.
-    """
-    out = _copy_mask(mask)
-    _suppress_small(out, threshold, relative_size)
-    return out
 
 
 def _vote(votes: np.ndarray, transition: sp.csr_matrix, offsets: np.ndarray,
@@ -286,16 +123,16 @@ def consensus_voting(
 
     ``config.voting_rounds`` rounds of ``voting_iterations / voting_rounds`` iterations
     (``v <- T v``, then each frame divided by its maximum vote when that is > 0). After
-    each round the votes are painted, low-energy blobs removed
-    (:func:`remove_low_energy_blobs`) and the votes recomputed as superpixel means of
-    that mask. Finally the votes are painted and small blobs removed
-    (:func:`remove_small_blobs`).
+    each round the votes are painted, low-energy blobs removed and the votes recomputed
+    as superpixel means of that mask. Finally the votes are painted and small blobs
+    removed. ``fastunlc.reference.voting`` holds each of these steps on its own.
 
     Parameters
     ----------
     initial_votes : (k,) float ndarray
         Initial vote per superpixel, >= 0: the mean saliency of its pixels
-        (:func:`superpixel_means`). Rounding noise down to -1e-9 is clipped to 0.
+        (:func:`fastunlc.saliency.superpixel_saliency`). Rounding noise down to -1e-9
+        is clipped to 0.
     transition : (k, k) scipy sparse matrix
         Row-stochastic transition matrix (:func:`fastunlc.graph.transition_matrix`).
     labels : (n, h, w) int ndarray
@@ -328,8 +165,8 @@ def consensus_voting(
     superpixel means of the edited mask are computed from the votes and the labels
     directly, with the same sums in the same order as painting, removing and
     averaging, so the result is the same to the bit. With the reference's parameters
-    no blob can be low-energy (see :func:`remove_low_energy_blobs`) and the
-    components are not labelled at all.
+    no blob can be low-energy (its pixels all exceed the threshold 0.7, so it cannot
+    sum below 0.6 x its size) and the components are not labelled at all.
     """
     device = config.device
     kernel = kernels(device).voting

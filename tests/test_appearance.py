@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,12 +12,12 @@ from skimage.segmentation import slic
 from fastunlc.appearance import _edges, appearance_saliency
 from fastunlc.synthetic import make_clip
 
-DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+from .helpers import OPENCV_DATA
 
 
 @pytest.fixture(scope="module")
 def fruits() -> np.ndarray:
-    path = DATA / "fruits.jpg"
+    path = OPENCV_DATA / "fruits.jpg"
     if not path.is_file():
         pytest.skip(f"{path} not found (install opencv-doc for the real-image tests)")
     image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)

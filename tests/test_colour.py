@@ -3,8 +3,6 @@ real inputs, the hash table's distinct colours, and bad input."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from skimage.color import rgb2lab as skimage_rgb2lab
@@ -12,7 +10,7 @@ from skimage.color import rgb2lab as skimage_rgb2lab
 from fastunlc._kernels.cpu.colour import distinct_colours
 from fastunlc.colour import rgb2lab
 
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+from .helpers import VTEST, read_video_frames
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (7, 5, 3), (64, 48, 3), (300, 15, 15, 3)])
@@ -37,15 +35,7 @@ def test_every_grey_level_and_the_cube_corners():
 def test_stack_equals_frame_by_frame_on_real_frames():
     if not VTEST.is_file():
         pytest.skip(f"{VTEST} not found (apt-get install opencv-doc)")
-    import cv2
-
-    capture = cv2.VideoCapture(str(VTEST))
-    frames = []
-    for _ in range(3):
-        ok, frame = capture.read()
-        assert ok
-        frames.append(cv2.cvtColor(cv2.resize(frame, (650, 487)), cv2.COLOR_BGR2RGB))
-    stack = np.stack(frames)
+    stack = read_video_frames(VTEST, 0, 3, size=(487, 650))
     got = rgb2lab(stack)
     for i in range(len(stack)):
         np.testing.assert_array_equal(got[i], skimage_rgb2lab(stack[i]))

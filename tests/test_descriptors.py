@@ -7,8 +7,6 @@ whose atan2/hypot differ from NumPy's by an ulp.)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from skimage.color import rgb2lab
@@ -23,7 +21,8 @@ from fastunlc.descriptors import (
 from fastunlc.errors import InputError
 from fastunlc.reference import descriptors as oracle
 
-DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+from .helpers import read_video_frames
+
 HOG_TOL = 1e-9
 
 
@@ -68,21 +67,11 @@ def random_frame(rng, h, w, kind):
 
 
 @pytest.fixture(scope="module")
-def real_frame():
-    path = DATA / "vtest.avi"
-    if not path.exists():
-        pytest.skip(f"{path} is missing (Debian package opencv-doc)")
-    import cv2
+def real_frame(opencv_data):
     from skimage.segmentation import slic
 
-    capture = cv2.VideoCapture(str(path))
-    ok, bgr = capture.read()
-    capture.release()
-    if not ok:
-        pytest.skip(f"cannot decode {path}")
     # 768x576 shrunk as the pipeline does (longer side 650): 650x487.
-    bgr = cv2.resize(bgr, (650, 487), interpolation=cv2.INTER_AREA)
-    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    frame = read_video_frames(opencv_data / "vtest.avi", 0, 1, size=(487, 650))[0]
     labels = slic(frame / 255.0, n_segments=400, compactness=10, sigma=5, start_label=0)
     return frame, labels, int(labels.max()) + 1
 
@@ -141,6 +130,39 @@ def test_other_configs_shape_and_oracle(changes):
     frame = random_frame(rng, 45, 60, "noise")
     labels, n = voronoi_labels(rng, 45, 60, 10)
     assert_matches_oracle(frame, labels, n, config)
+
+
+def _shift_right(starts, corners, boxes, size, h, w):
+    corners[:, 1] = np.minimum(corners[:, 1] + 1, w - 1 - size)  # one pixel right
+    return starts, corners
+
+
+def _floor_start(starts, corners, boxes, size, h, w):
+    starts[:, 1] = np.floor((boxes[:, 0] + boxes[:, 2] - size) / 2)  # floor, not truncation
+    starts[:, 0] = np.floor((boxes[:, 1] + boxes[:, 3] - size) / 2)
+    return starts, corners
+
+
+def _reads_last_column(starts, corners, boxes, size, h, w):
+    corners[:, 1] = np.clip(starts[:, 1], 0, w - size)  # the original never reads column w-1
+    return starts, corners
+
+
+@pytest.mark.parametrize("mutation", [_shift_right, _floor_start, _reads_last_column])
+def test_oracle_comparison_catches_a_placement_bug(monkeypatch, mutation):
+    """The oracle places patches by its own reading of the spec and the original, so a
+    kernel whose placement is off (by a pixel, by its rounding, at the border) fails
+    the comparison that the other tests make."""
+    import fastunlc.descriptors as fast
+
+    place = fast.place_patches
+    monkeypatch.setattr(fast, "place_patches", lambda boxes, size, h, w: mutation(
+        *place(boxes, size, h, w), boxes, size, h, w))
+    rng = np.random.default_rng(0)
+    frame = random_frame(rng, 48, 64, "noise")
+    labels, n = voronoi_labels(rng, 48, 64, 20)
+    with pytest.raises(AssertionError):
+        assert_matches_oracle(frame, labels, n)
 
 
 # -- known answers ------------------------------------------------------------------------
@@ -281,10 +303,11 @@ def test_bad_input_raises(mutate, match):
 
 def test_batch_bad_input_raises():
     frame, labels = _good()
-    with pytest.raises(InputError, match="same length"):
-        superpixel_descriptors_batch(np.stack([frame, frame]), labels[None])
-    with pytest.raises(InputError, match="one positive count per frame"):
-        superpixel_descriptors_batch(frame[None], labels[None], [2, 2])
+    for args, message in (((np.stack([frame, frame]), labels[None]), "same length"),
+                          ((frame[None], labels[None], [2, 2]), "one positive count per frame")):
+        with pytest.raises(ValueError, match=message) as err:
+            superpixel_descriptors_batch(*args)
+        assert not isinstance(err.value, InputError)
 
 
 def test_pairwise_sum_is_numpys():

@@ -12,7 +12,7 @@ from fastunlc.config import UNLCConfig
 from fastunlc.graph import knn_graph, transition_matrix
 from fastunlc.reference import graph as reference
 
-DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+from .helpers import read_video_frames
 
 # FAISS ranks by float32 distances: a candidate may swap with one whose squared
 # distance to the query is this close (relative) to the oracle's M-th.
@@ -56,25 +56,14 @@ def compare_with_oracle(descriptors, offsets, config) -> float:
     return identical / x.shape[0]
 
 
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    if not DATA.is_dir():
-        pytest.skip(f"OpenCV sample data not found at {DATA}")
-    return DATA
-
-
 def patch_descriptors(path: Path, n_frames: int, counts, seed: int = 0) -> np.ndarray:
     """Colour histograms (3 x 20 bins, L1-normalised) plus location of random 15x15
     patches of real video frames: many near-duplicates on static background."""
-    import cv2
-
     rng = np.random.default_rng(seed)
-    capture = cv2.VideoCapture(str(path))
+    frames = read_video_frames(path, 0, n_frames)
+    assert len(frames) == n_frames, f"{path} has fewer than {n_frames} frames"
     rows = []
-    for f in range(n_frames):
-        ok, bgr = capture.read()
-        assert ok, f"cannot read frame {f} of {path}"
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    for f, rgb in enumerate(frames):
         h, w, _ = rgb.shape
         ys = rng.integers(0, h - 15, counts[f])
         xs = rng.integers(0, w - 15, counts[f])
@@ -108,9 +97,9 @@ def test_default_config_few_candidates_keeps_all():
     compare_with_oracle(x, offsets, UNLCConfig())
 
 
-def test_real_descriptors_match_oracle(data_dir):
+def test_real_descriptors_match_oracle(opencv_data):
     counts = [60, 45, 70, 50, 65, 55, 40, 60]
-    x = patch_descriptors(data_dir / "vtest.avi", len(counts), counts)
+    x = patch_descriptors(opencv_data / "vtest.avi", len(counts), counts)
     assert compare_with_oracle(x, offsets_of(counts), SMALL) > 0.95
 
 
@@ -203,7 +192,7 @@ print(hashlib.sha1(t.data.tobytes() + t.indices.tobytes() + t.indptr.tobytes()).
 """
 
 
-def test_graph_does_not_depend_on_the_thread_counts(data_dir, tmp_path):
+def test_graph_does_not_depend_on_the_thread_counts(opencv_data, tmp_path):
     """Same bits with 1 or 2 OpenMP and Numba threads (FAISS's distances otherwise change
     with its OpenMP threads, and with them the order of near-ties)."""
     import os
@@ -213,9 +202,8 @@ def test_graph_does_not_depend_on_the_thread_counts(data_dir, tmp_path):
     from fastunlc.descriptors import superpixel_descriptors_batch
     from fastunlc.superpixels import slic_superpixels_batch
 
-    from .conftest import read_video_frames
 
-    frames = read_video_frames(data_dir / "vtest.avi", 0, 12)
+    frames = read_video_frames(opencv_data / "vtest.avi", 0, 12)
     labels, counts = slic_superpixels_batch(frames)
     descriptors, offsets = superpixel_descriptors_batch(frames, labels, counts)
     path = tmp_path / "shot.npz"

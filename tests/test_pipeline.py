@@ -11,6 +11,7 @@ import pytest
 import fastunlc
 from fastunlc import pipeline
 from fastunlc.config import UNLCConfig
+from fastunlc.errors import InputError
 from fastunlc.pipeline import segment_shot
 from fastunlc.synthetic import make_clip, write_frames
 
@@ -61,6 +62,46 @@ def test_short_shots_are_skipped_and_streaming_matches_the_cache(clip_folder, mo
     assert sorted(streamed.masks) == sorted(cached.masks)
     for i in cached.masks:
         np.testing.assert_array_equal(streamed.masks[i], cached.masks[i])
+
+
+class _ShortSecondDecode(pipeline.FrameSource):
+    """A source whose second decode stops after ``SECOND_PASS_FRAMES`` frames."""
+
+    SECOND_PASS_FRAMES = 0
+    passes = 0
+
+    def frames(self, start=0, stop=None):
+        type(self).passes += 1
+        frames = super().frames(start, stop)
+        if type(self).passes == 1:
+            return frames
+        return (item for item, _ in zip(frames, range(self.SECOND_PASS_FRAMES), strict=False))
+
+
+@pytest.mark.parametrize(("shots", "second_pass", "processed"), [
+    ([(0, 26)], 20, 0),  # the processed shot's frames 20..25 are missing
+    ([(0, 13), (13, 26)], 15, 1),  # the first shot is whole, the second is not
+    ([(0, 5), (5, 26)], 3, 0),  # the decode ends inside a skipped shot
+])
+def test_a_shorter_second_decode_is_the_inputs_error(clip_folder, monkeypatch, shots,
+                                                     second_pass, processed):
+    folder, _ = clip_folder
+    segmented = []
+
+    def fake_segment_shot(frames, config, **kwargs):
+        segmented.append(len(frames))
+        return pipeline.ShotSegmentation(np.zeros(frames.shape[:3], np.float32), "motion",
+                                         "", 1.0, 0)
+
+    monkeypatch.setattr(pipeline, "FRAME_CACHE_BYTES", 0)  # stream: decode twice
+    monkeypatch.setattr(pipeline, "FrameSource", type("Short", (_ShortSecondDecode,),
+                                                      {"SECOND_PASS_FRAMES": second_pass}))
+    monkeypatch.setattr(pipeline.shots, "detect_shots", lambda features, cfg: shots)
+    monkeypatch.setattr(pipeline, "segment_shot", fake_segment_shot)
+    with pytest.raises(InputError, match=rf"clip: the second decode ended early at frame "
+                                         rf"{second_pass};"):
+        list(pipeline.iter_segment(folder, UNLCConfig(min_shot=10)))
+    assert len(segmented) == processed  # nothing half-filled was segmented
 
 
 def test_segment_shot_validates_frames():

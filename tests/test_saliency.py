@@ -7,7 +7,7 @@ import pytest
 
 from fastunlc.config import UNLCConfig
 from fastunlc.reference import saliency as oracle
-from fastunlc.saliency import motion_saliency, upsample_saliency
+from fastunlc.saliency import motion_saliency, superpixel_saliency
 
 
 def _flows(rng, n_pairs, size=100):
@@ -92,23 +92,32 @@ def test_no_dominant_motion_contributes_nothing():
     assert not result.saliency.any() and not result.dominant.any()
 
 
-def test_upsample_matches_oracle_and_normalises_the_shot():
+def _pixel_labels(n, h, w):
+    """Every pixel its own superpixel: the votes are then the upsampled shot itself."""
+    labels = np.broadcast_to(np.arange(h * w, dtype=np.int32).reshape(h, w), (n, h, w))
+    return np.ascontiguousarray(labels), np.arange(n + 1) * (h * w)
+
+
+def test_superpixel_saliency_normalises_the_shot_and_zeroes_the_border():
     rng = np.random.default_rng(4)
     small = rng.random((3, 100, 100)) * 5
     small[1] *= 0.1  # a weak frame stays weak: one maximum for the whole shot
-    ours, peak = upsample_saliency(small, (487, 650))
-    ref = oracle.upsample_saliency(small, (487, 650))
-    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
-    assert ours.shape == (3, 487, 650) and ours.max() == pytest.approx(1.0)
+    labels, offsets = _pixel_labels(3, 487, 650)
+    votes, peak = superpixel_saliency(small, labels, offsets)
+    ours = votes.reshape(3, 487, 650)
+    np.testing.assert_allclose(ours, oracle.upsample_saliency(small, (487, 650)), rtol=1e-12,
+                               atol=1e-12)
+    assert ours.max() == pytest.approx(1.0)
     assert ours[1].max() < 0.2
     b = int(487 * 0.125)
     assert not ours[:, :b].any() and not ours[:, :, -b:].any()
     assert peak > 4.0  # the maximum before normalisation, in the input's units
 
 
-def test_upsample_all_zero_stays_zero():
-    out, peak = upsample_saliency(np.zeros((2, 100, 100)), (64, 80))
-    assert peak == 0.0 and not out.any() and np.isfinite(out).all()
+def test_superpixel_saliency_all_zero_stays_zero():
+    labels, offsets = _pixel_labels(2, 64, 80)
+    votes, peak = superpixel_saliency(np.zeros((2, 100, 100)), labels, offsets)
+    assert peak == 0.0 and not votes.any() and np.isfinite(votes).all()
 
 
 def test_bad_shapes_raise():
@@ -120,7 +129,7 @@ def test_motion_saliency_matches_oracle_on_real_flows(opencv_data):
     from fastunlc.config import REFERENCE
     from fastunlc.flow import flow_pairs, optical_flow, resize_for_flow
 
-    from .conftest import read_video_frames
+    from .helpers import read_video_frames
 
     frames = resize_for_flow(read_video_frames(opencv_data / "vtest.avi", 0, 8), 100)
     pairs = flow_pairs(len(frames), 3)
@@ -132,30 +141,12 @@ def test_motion_saliency_matches_oracle_on_real_flows(opencv_data):
     np.testing.assert_allclose(fast.saliency, sal, rtol=1e-12, atol=1e-12)
 
 
-def test_superpixel_saliency_equals_means_of_the_upsampled_shot():
-    from fastunlc.saliency import superpixel_saliency
-    from fastunlc.voting import superpixel_means
-
-    rng = np.random.default_rng(8)
-    small = rng.random((3, 100, 100)) * 4
-    labels = np.stack([(np.arange(60 * 80).reshape(60, 80) // 37) % 50 for _ in range(3)])
-    labels = labels.astype(np.int32)
-    offsets = np.array([0, 50, 100, 150])
-    votes, peak = superpixel_saliency(small, labels, offsets)
-    full, full_peak = upsample_saliency(small, (60, 80))
-    assert peak == pytest.approx(full_peak, rel=1e-12, abs=0)
-    np.testing.assert_allclose(votes, superpixel_means(full, labels, offsets), rtol=1e-12)
-    with pytest.raises(ValueError, match="contiguous"):
-        superpixel_saliency(small, labels, np.array([0, 50, 100, 160]))
-
-
 @pytest.mark.parametrize(("size", "small"), [((487, 650), (100, 100)), ((97, 61), (100, 100)),
                                              ((240, 320), (37, 53))])
 def test_superpixel_saliency_matches_oracle_upsampling(size, small):
     """The compiled kernel against the oracle's ``ndimage.zoom`` path, upsampling and
     downsampling, non-square inputs, border zeroed, at 1e-12."""
     from fastunlc.reference.voting import superpixel_means
-    from fastunlc.saliency import superpixel_saliency
 
     rng = np.random.default_rng(sum(size))
     h, w = size
@@ -188,8 +179,6 @@ def ndimage_zoom(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def test_superpixel_saliency_rejects_labels_outside_or_missing():
-    from fastunlc.saliency import superpixel_saliency
-
     small = np.ones((2, 10, 10))
     labels = np.zeros((2, 40, 40), np.int32)
     labels[:, 20:] = 1

@@ -17,36 +17,14 @@ from fastunlc.config import UNLCConfig
 from fastunlc.errors import InputError
 from fastunlc.reference import shots as ref
 
-DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+from .helpers import read_video_frames
+
 CONFIG = UNLCConfig()
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    if not (DATA / "vtest.avi").is_file() or not (DATA / "Megamind.avi").is_file():
-        pytest.skip(f"OpenCV sample videos not found in {DATA}")
-    return DATA
-
-
-def read_frames(path: Path, count: int, size: tuple[int, int]) -> np.ndarray:
-    """The first ``count`` frames of a video as RGB uint8, resized to ``size`` (w, h)."""
-    cv2 = pytest.importorskip("cv2")
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    assert len(frames) == count, f"{path} has fewer than {count} frames"
-    return np.stack(frames)
-
-
-@pytest.fixture(scope="module")
-def vtest_frames(data_dir: Path) -> np.ndarray:
-    return read_frames(data_dir / "vtest.avi", 200, (192, 144))
+def vtest_frames(opencv_data: Path) -> np.ndarray:
+    return read_video_frames(opencv_data / "vtest.avi", 0, 200, size=(144, 192))
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +82,10 @@ def test_features_equal_oracle_on_random_frames() -> None:
         )
 
 
-def test_features_equal_oracle_on_real_frames(data_dir: Path) -> None:
+def test_features_equal_oracle_on_real_frames(opencv_data: Path) -> None:
     frames = np.concatenate([
-        read_frames(data_dir / "vtest.avi", 2, (768, 576))[:, :528, :720],
-        read_frames(data_dir / "Megamind.avi", 2, (720, 528)),
+        read_video_frames(opencv_data / "vtest.avi", 0, 2)[:, :528, :720],
+        read_video_frames(opencv_data / "Megamind.avi", 0, 2, size=(528, 720)),
     ])
     np.testing.assert_array_equal(shots.shot_features(frames), ref.shot_features(frames))
 
@@ -179,10 +157,11 @@ def test_kts_equals_oracle_on_real_video(vtest_features: np.ndarray) -> None:
 
 
 def test_kts_finds_the_cut_between_two_real_clips(
-    data_dir: Path, vtest_features: np.ndarray
+    opencv_data: Path, vtest_features: np.ndarray
 ) -> None:
     # Megamind's first frame is a cut of its own (KTS separates it), so start at 1.
-    megamind = shots.shot_features(read_frames(data_dir / "Megamind.avi", 70, (192, 144))[1:])
+    megamind = shots.shot_features(read_video_frames(opencv_data / "Megamind.avi", 0, 70,
+                                                         size=(144, 192))[1:])
     for first, second in ((vtest_features[:90], megamind), (megamind, vtest_features[:90])):
         features = np.concatenate([first, second])
         fast = shots.kts_change_points(features, 4, 0.6)

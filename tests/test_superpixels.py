@@ -34,7 +34,7 @@ from fastunlc.superpixels import (
 )
 from fastunlc.video import resize_frame, working_size
 
-from .conftest import read_video_frames
+from .helpers import read_video_frames
 
 MIN_AGREEMENT = 0.995
 COUNT_TOLERANCE = 0.02

@@ -13,6 +13,8 @@ from scipy import ndimage
 from fastunlc.config import REFERENCE
 from fastunlc.synthetic import CAMERA_MODES, SyntheticClip, make_clip, write_frames, write_video
 
+from .helpers import read_video_frames
+
 CASES = [(camera, n_objects) for camera in CAMERA_MODES for n_objects in (1, 2)]
 
 
@@ -143,15 +145,7 @@ def _read_pyav(path) -> np.ndarray:
 
 
 def _read_cv2(path) -> np.ndarray:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames)
+    return read_video_frames(path, 0, None)
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])

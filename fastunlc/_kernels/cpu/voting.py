@@ -1,4 +1,4 @@
-"""Per-pixel kernels of the consensus voting: painting votes, superpixel means, blob edits.
+"""Per-pixel kernels of the consensus voting: painting votes, pixel counts, blob edits.
 
 Every kernel walks a frame's pixels in raster order, so sums accumulate in exactly the
 order of ``np.bincount`` over the flattened frame and agree with it bit for bit.
@@ -23,26 +23,6 @@ def paint(votes: np.ndarray, labels: np.ndarray, offsets: np.ndarray, out: np.nd
 
 
 @njit(cache=True, parallel=True)
-def superpixel_sums(
-    values: np.ndarray, labels: np.ndarray, offsets: np.ndarray, sums: np.ndarray,
-    counts: np.ndarray
-) -> None:
-    """Accumulate ``values`` (n, h, w) float64 into ``sums`` (k,) and pixel ``counts`` (k,).
-
-    Both outputs must be zero on entry; frames write disjoint slices, hence the
-    frame-parallel loop.
-    """
-    n, h, w = labels.shape
-    for f in prange(n):
-        base = offsets[f]
-        for y in range(h):
-            for x in range(w):
-                s = base + labels[f, y, x]
-                sums[s] += values[f, y, x]
-                counts[s] += 1
-
-
-@njit(cache=True, parallel=True)
 def pixel_counts(labels: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> None:
     """Add each superpixel's pixel count into ``counts`` (k,) int64, zero on entry."""
     n, h, w = labels.shape
@@ -51,33 +31,6 @@ def pixel_counts(labels: np.ndarray, offsets: np.ndarray, counts: np.ndarray) ->
         for y in range(h):
             for x in range(w):
                 counts[base + labels[f, y, x]] += 1
-
-
-@njit(cache=True)
-def suppress_low_energy(
-    mask: np.ndarray, components: np.ndarray, n_components: int, energy_fraction: float,
-    value: float
-) -> None:
-    """Set, in ``mask`` (h, w) float64, every component whose summed mask is below
-    ``energy_fraction`` x its pixel count to ``value``.
-
-    ``components`` (h, w) int32 numbers the components 1 .. n_components - 1; 0 is
-    background and never changed.
-    """
-    h, w = mask.shape
-    energy = np.zeros(n_components)
-    size = np.zeros(n_components)
-    for y in range(h):
-        for x in range(w):
-            c = components[y, x]
-            energy[c] += mask[y, x]
-            size[c] += 1.0
-    kill = energy < energy_fraction * size
-    kill[0] = False
-    for y in range(h):
-        for x in range(w):
-            if kill[components[y, x]]:
-                mask[y, x] = value
 
 
 @njit(cache=True)
