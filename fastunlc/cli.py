@@ -165,6 +165,17 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="samples to show (default 16)")
     show.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
     show.add_argument("--quiet", action="store_true", help="errors only")
+
+    demo = sub.add_parser("demo", help="the whole chain on a generated clip: try this first",
+                          description="Generate a short synthetic clip (a moving object over a "
+                                      "panning textured scene) and run 'fastunlc segment', "
+                                      "'fastunlc build' and 'fastunlc show' on it with the "
+                                      "reference defaults. Rerunning on the same folder "
+                                      "replaces the masks and keeps the built dataset.")
+    demo.add_argument("--out", type=Path, default=Path("fastunlc-demo"), metavar="DIR",
+                      help="folder for the clip, masks, dataset and picture (default: "
+                           "./fastunlc-demo, created)")
+    demo.add_argument("--quiet", action="store_true", help="errors only")
     return parser
 
 
@@ -468,6 +479,24 @@ def _run_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    try:
+        return run_demo(args.out, quiet=args.quiet)
+    except OSError as err:
+        print(f"error: {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 1
+
+
+def _first_run_notice() -> None:
+    """Say, before the work starts, that this run compiles the kernels (once per install)."""
+    from .firstrun import FIRST_RUN_NOTICE, kernels_compiled
+
+    if not kernels_compiled():
+        print(FIRST_RUN_NOTICE, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fastunlc`` command; returns the exit status."""
     parser = _build_parser()
@@ -479,11 +508,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     for handler in logging.getLogger().handlers:  # build.log may take more than the terminal
         handler.setLevel(level)
+    if args.command in ("segment", "build", "demo") and not args.quiet:
+        _first_run_notice()
     try:
         if args.command == "build":
             return _run_build(args, parser)
         if args.command == "show":
             return _run_show(args, parser)
+        if args.command == "demo":
+            return _run_demo(args)
         if args.start < 0 or (args.max_frames is not None and args.max_frames < 1):
             parser.error("--start must be >= 0 and --max-frames >= 1")
         return _run_segment(args)
