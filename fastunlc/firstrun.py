@@ -24,10 +24,13 @@ FIRST_RUN_NOTICE = (
 
 
 def kernel_modules() -> list[Path]:
-    """Source files of the Numba kernels: every module below a ``_kernels`` folder."""
-    return sorted(p for p in PACKAGE.rglob("*.py")
-                  if "_kernels" in p.relative_to(PACKAGE).parts[:-1]
-                  and p.name != "__init__.py")
+    """Source files of the CPU backend's Numba kernels (``fastunlc/_kernels/cpu/``).
+
+    Only the CPU backend's: a CUDA backend's kernels are never cached on a machine
+    without a GPU, so counting them would show the notice on every run there.
+    """
+    return sorted(p for p in (PACKAGE / "_kernels" / "cpu").glob("*.py")
+                  if p.name != "__init__.py")
 
 
 def _cache_dirs(source: Path) -> list[Path]:

@@ -12,6 +12,7 @@ import pytest
 from skimage.color import rgb2lab
 
 from fastunlc._kernels.cpu.descriptors import pairwise_sum, place_patches
+from fastunlc.backend import kernels
 from fastunlc.config import REFERENCE
 from fastunlc.descriptors import (
     descriptor_dim,
@@ -153,10 +154,9 @@ def test_oracle_comparison_catches_a_placement_bug(monkeypatch, mutation):
     """The oracle places patches by its own reading of the spec and the original, so a
     kernel whose placement is off (by a pixel, by its rounding, at the border) fails
     the comparison that the other tests make."""
-    import fastunlc.descriptors as fast
-
-    place = fast.place_patches
-    monkeypatch.setattr(fast, "place_patches", lambda boxes, size, h, w: mutation(
+    kernel = kernels("cpu").descriptors
+    place = kernel.place_patches
+    monkeypatch.setattr(kernel, "place_patches", lambda boxes, size, h, w: mutation(
         *place(boxes, size, h, w), boxes, size, h, w))
     rng = np.random.default_rng(0)
     frame = random_frame(rng, 48, 64, "noise")
