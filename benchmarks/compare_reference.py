@@ -192,19 +192,23 @@ def stage_agreement(frames: np.ndarray, record: dict[str, np.ndarray]) -> dict[s
     upsampled = saliency.upsample_saliency(motion.saliency, (h, w), REFERENCE)[0]
     labels, counts = superpixels.slic_superpixels_batch(frames, REFERENCE)
     same_labels = labels == record["superpixels"]
+    # descriptor rows and votes correspond only on frames whose labels are all equal
+    same_frames = np.flatnonzero(same_labels.all(axis=(1, 2)))
     result: dict[str, Any] = {
         "flow_max_px": float(flow_diff.max()), "flow_mean_px": float(flow_diff.mean()),
         "saliency_max": float(np.abs(upsampled - record["saliency"]).max()),
-        "labels_equal": float(same_labels.mean()),
-        "descriptors_max": None, "votes_initial_max": None,
+        "labels_equal": float(same_labels.mean()), "label_frames_equal": len(same_frames),
+        "frames": int(n), "descriptors_max": None, "votes_initial_max": None,
     }
-    if same_labels.all():
+    if len(same_frames):
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in same_frames])
         ours = np.concatenate([descriptors.superpixel_descriptors(
-            frames[i], labels[i], int(counts[i]), REFERENCE) for i in range(n)])
+            frames[i], labels[i], int(counts[i]), REFERENCE) for i in same_frames])
         votes = saliency.superpixel_saliency(motion.saliency, labels, offsets, REFERENCE)[0]
-        result["descriptors_max"] = float(np.abs(ours - record["descriptors"]).max())
-        result["votes_initial_max"] = float(np.abs(votes - record["votes_initial"][0]).max())
+        result["descriptors_max"] = float(np.abs(ours - record["descriptors"][rows]).max())
+        result["votes_initial_max"] = float(
+            np.abs(votes[rows] - record["votes_initial"][0][rows]).max())
     return result
 
 
@@ -486,7 +490,7 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 
 def _sci(value: float | None) -> str:
-    return "— (labels differ)" if value is None else f"{value:.2g}"
+    return "— (no frame with equal labels)" if value is None else f"{value:.2g}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -563,7 +567,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                       "| flow px (mean) | saliency | labels equal | descriptors | initial votes |",
                       "|---|---|---|---|---|",
                       f"| {g['flow_max_px']:.2g} ({g['flow_mean_px']:.2g}) | "
-                      f"{g['saliency_max']:.2g} | {g['labels_equal']:.4f} | "
+                      f"{g['saliency_max']:.2g} | {g['labels_equal']:.4f} "
+                      f"({g['label_frames_equal']} of {g['frames']} frames) | "
                       f"{_sci(g['descriptors_max'])} | {_sci(g['votes_initial_max'])} |"]
         load = r["load_before_original"]
         lines += ["", f"Load average before the original: {load[0]:.2f} / {load[1]:.2f} / "

@@ -466,4 +466,4 @@ def test_stage_agreement_is_zero_on_itself_and_names_the_first_differing_stage()
     record["superpixels"] = np.roll(labels, 1, axis=2)
     moved = compare.stage_agreement(frames, record)
     assert moved["flow_max_px"] == pytest.approx(0.5) and moved["labels_equal"] < 1.0
-    assert moved["descriptors_max"] is None  # rows no longer correspond: not compared
+    assert moved["descriptors_max"] is None  # no frame keeps its labels: rows not compared
