@@ -7,8 +7,11 @@ for library calls that no longer exist), run fastunlc in reference mode (c2f flo
 another subprocess, and report per-stage seconds with the ratio original / fastunlc,
 flow seconds per 100x100 pair, peak resident memory of each process, end-to-end seconds
 per frame and mask agreement (mean IoU of the masks at p > 0.7 over the frames where the
-original finds foreground; Pearson correlation of the soft masks). Prints a Markdown
-table and writes compare_reference.json (and .md) to --out.
+original finds foreground; Pearson correlation of the soft masks). Where the original
+processed one shot, also the agreement of every stage before the masks (flow, saliency,
+superpixel labels, descriptors, initial votes; :func:`stage_agreement`), so that a mask
+difference shows where it starts. Prints a Markdown table and writes compare_reference.json
+(and .md) to --out.
 
     python benchmarks/compare_reference.py --reference ~/src/videoseg \\
         --video vtest.avi --video bikes.mp4 --start 0 80 --frames 40
@@ -144,6 +147,71 @@ def mask_agreement(original: np.ndarray, fast: np.ndarray, threshold: float = 0.
     }
 
 
+def stage_agreement(frames: np.ndarray, record: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Each stage of fastunlc (reference mode) beside the original's, on the same frames.
+
+    Parameters
+    ----------
+    frames : (n, h, w, 3) uint8
+        The frames of the ONE shot the original processed.
+    record : dict
+        The original's stage outputs (``reference_driver.py --record``) on those frames.
+
+    Raises
+    ------
+    ValueError
+        If the record's flows are not the pairs fastunlc computes, in the original's order.
+
+    Returns
+    -------
+    dict
+        ``flow_max_px``/``flow_mean_px``: largest and mean |difference| of u and v over all
+        pairs (pixels at 100x100); ``saliency_max``: largest |difference| of the upsampled,
+        shot-normalised saliency (in [0, 1]); ``labels_equal``: fraction of pixels with the
+        same superpixel label; ``descriptors_max`` and ``votes_initial_max``: largest
+        |difference| (only where every label is equal, else None: rows would not correspond).
+        Where a stage differs, the first stage that does is where to look.
+    """
+    from fastunlc import descriptors, flow, saliency, superpixels
+    from fastunlc.config import REFERENCE
+
+    n, h, w, _ = frames.shape
+    small = flow.resize_for_flow(frames, REFERENCE.flow_size)
+    pairs = flow.flow_pairs(n, REFERENCE.flow_radius)
+    original_order = [(i, i + j) for i in range(n) for j in range(-REFERENCE.flow_radius,
+                      REFERENCE.flow_radius + 1) if j and 0 <= i + j < n]
+    if pairs.tolist() != [list(p) for p in original_order]:
+        raise ValueError("fastunlc's flow pairs are not in the original's order")
+    if record["flow_u"].shape != (len(pairs), *small.shape[1:3]):
+        raise ValueError(f"the original's record holds flows {record['flow_u'].shape}, not "
+                         f"{len(pairs)} pairs at {small.shape[1]}x{small.shape[2]}")
+    flows = flow.optical_flow(small, pairs, REFERENCE)
+    flow_diff = np.abs(np.stack([flows[..., 0] - record["flow_u"],
+                                 flows[..., 1] - record["flow_v"]]))
+    motion = saliency.motion_saliency(flows, pairs, n, REFERENCE)
+    upsampled = saliency.upsample_saliency(motion.saliency, (h, w), REFERENCE)[0]
+    labels, counts = superpixels.slic_superpixels_batch(frames, REFERENCE)
+    same_labels = labels == record["superpixels"]
+    # descriptor rows and votes correspond only on frames whose labels are all equal
+    same_frames = np.flatnonzero(same_labels.all(axis=(1, 2)))
+    result: dict[str, Any] = {
+        "flow_max_px": float(flow_diff.max()), "flow_mean_px": float(flow_diff.mean()),
+        "saliency_max": float(np.abs(upsampled - record["saliency"]).max()),
+        "labels_equal": float(same_labels.mean()), "label_frames_equal": len(same_frames),
+        "frames": int(n), "descriptors_max": None, "votes_initial_max": None,
+    }
+    if len(same_frames):
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in same_frames])
+        ours = np.concatenate([descriptors.superpixel_descriptors(
+            frames[i], labels[i], int(counts[i]), REFERENCE) for i in same_frames])
+        votes = saliency.superpixel_saliency(motion.saliency, labels, offsets, REFERENCE)[0]
+        result["descriptors_max"] = float(np.abs(ours - record["descriptors"][rows]).max())
+        result["votes_initial_max"] = float(
+            np.abs(votes[rows] - record["votes_initial"][0][rows]).max())
+    return result
+
+
 # -- running the two sides ------------------------------------------------------------------
 
 class PeakWatcher(threading.Thread):
@@ -220,7 +288,7 @@ def run_original(reference: Path, pyflow: Path | None, frames: Path, work: Path,
     out = work / "original"
     out.mkdir()
     command = [sys.executable, str(DRIVER), "--reference", str(reference),
-               "--frames", str(frames), "--out", str(out)]
+               "--frames", str(frames), "--out", str(out), "--record", str(out / "stages.npz")]
     if pyflow is not None:
         command += ["--pyflow", str(pyflow)]
     code, wall, polled_mb = _run_child(command, out / "log.txt", memory_limit_gb=memory_limit_gb,
@@ -235,6 +303,7 @@ def run_original(reference: Path, pyflow: Path | None, frames: Path, work: Path,
         result["dense_matrix"] = {"k": dense[-1]["k"], "gib": dense[-1]["gib"]}
     if result.get("status") == "ok":
         result["masks_file"] = str(out / "original_masks.npy")
+        result["stages_file"] = str(out / "stages.npz")
         return result
     peak_gb = max(polled_mb, result.get("peak_rss_mb", 0.0)) / 1024.0
     result["peak_rss_mb"] = round(peak_gb * 1024.0, 1)
@@ -379,6 +448,13 @@ def compare_clip(video: Path, start: int, count: int, reference: Path, pyflow: P
         row["load_after"] = os.getloadavg()
         if original["status"] == "ok" and fast["status"] == "ok":
             row["agreement"] = _agreement(original, fast)
+            if len(original["processed"]) == 1:  # the record's stacked keys hold one shot
+                record = dict(np.load(original["stages_file"]))
+                shot = np.load(work / "frames.npy")[original["frame_indices"]]
+                try:
+                    row["stage_agreement"] = stage_agreement(shot, record)
+                except ValueError as err:  # the record does not hold the stages it should
+                    row["stage_agreement"] = {"note": str(err)}
         if keep_masks:
             target = out / video.stem
             target.mkdir(parents=True, exist_ok=True)
@@ -387,6 +463,7 @@ def compare_clip(video: Path, start: int, count: int, reference: Path, pyflow: P
                     shutil.copy(side["masks_file"], target)
         for side in (original, fast):
             side.pop("masks_file", None)
+            side.pop("stages_file", None)
     for side in (original, fast):
         side["seconds_per_frame"] = _per_frame(side) if side["status"] == "ok" else None
         if "frame_indices" in side:  # positions in the clip -> source frame numbers
@@ -410,6 +487,10 @@ def _agreement(original: dict[str, Any], fast: dict[str, Any]) -> dict[str, Any]
 
 def _num(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _sci(value: float | None) -> str:
+    return "— (no frame with equal labels)" if value is None else f"{value:.2g}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -477,6 +558,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                           f"does); Pearson r of the soft masks = {_num(a['pearson'], 3)}."]
         elif a:
             lines += ["", f"Masks: {a['note']}."]
+        g = r.get("stage_agreement")
+        if g and "note" in g:
+            lines += ["", f"Stages: not compared ({g['note']})."]
+        elif g:
+            lines += ["", "Stage by stage, largest |fastunlc - original| (first differing stage "
+                          "is where to look):", "",
+                      "| flow px (mean) | saliency | labels equal | descriptors | initial votes |",
+                      "|---|---|---|---|---|",
+                      f"| {g['flow_max_px']:.2g} ({g['flow_mean_px']:.2g}) | "
+                      f"{g['saliency_max']:.2g} | {g['labels_equal']:.4f} "
+                      f"({g['label_frames_equal']} of {g['frames']} frames) | "
+                      f"{_sci(g['descriptors_max'])} | {_sci(g['votes_initial_max'])} |"]
         load = r["load_before_original"]
         lines += ["", f"Load average before the original: {load[0]:.2f} / {load[1]:.2f} / "
                       f"{load[2]:.2f} (1/5/15 min); before fastunlc: "

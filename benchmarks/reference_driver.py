@@ -314,6 +314,38 @@ class StageClock:
         return timed
 
 
+class StageRecorder:
+    """Keeps what the original's stage functions return, for ``--record`` (see :meth:`save`)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, list[np.ndarray]] = defaultdict(list)
+
+    def wrap(self, stage: str, func: Callable, keep: Callable[[Any], dict[str, Any]]) -> Callable:
+        @functools.wraps(func)
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            value = func(*args, **kwargs)
+            for name, item in keep(value).items():
+                self.items[f"{stage}_{name}" if name else stage].append(np.array(item))
+            return value
+        return recorded
+
+    def save(self, path: Path, **extra: np.ndarray) -> None:
+        """One compressed ``.npz``: each key's calls in call order (shots in order).
+
+        ``flow_u``/``flow_v`` (P, 100, 100) float64, pairs in the original's loop order
+        (frame i, then j = -3..3); ``saliency`` (n, h, w); ``superpixels`` (n, h, w) int;
+        ``descriptors`` (k, 176) and ``descriptors_frame_end`` (n,); ``votes_initial``
+        (rounds + 1, k): superpixel means of the saliency, then of each blob-removed mask;
+        ``votes_round`` (rounds, k): the votes after each round of iterations. The stacked
+        keys assume one shot (shots' k differ). Plus ``extra``.
+        """
+        # one array per call: a flow field, a shot's round of votes; else one per shot
+        stacked = ("flow_u", "flow_v", "votes_initial", "votes_round")
+        arrays = {key: np.stack(items) if key in stacked else np.concatenate(items)
+                  for key, items in self.items.items()}
+        np.savez_compressed(path, **arrays, **extra)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MiB (Linux ``ru_maxrss`` is KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -330,9 +362,14 @@ def import_original(reference: Path, pyflow_dir: Path | None) -> tuple[Any, Any]
     return nlc, vid2shots
 
 
-def run(reference: Path, pyflow_dir: Path | None, frames_path: Path, out: Path) -> int:
-    """Run the original on the frames in ``frames_path``; see the module notes."""
+def run(reference: Path, pyflow_dir: Path | None, frames_path: Path, out: Path,
+        record: Path | None = None) -> int:
+    """Run the original on the frames in ``frames_path``; see the module notes.
+
+    With ``record``, also save every stage's outputs there (:meth:`StageRecorder.save`).
+    """
     clock = StageClock(out / "progress.jsonl")
+    recorder = StageRecorder()
     result: dict[str, Any] = {"status": "running", "stages": {}, "shots": [], "processed": []}
     began = time.perf_counter()
     try:
@@ -344,6 +381,16 @@ def run(reference: Path, pyflow_dir: Path | None, frames_path: Path, out: Path) 
             k = regions.shape[0]
             clock.note(event="dense_matrix", k=k, gib=round(k * k * 8 / 2**30, 2))
 
+        if record is not None:  # inside the clock's wrappers, so not timed as a stage
+            nlc.pyflow.coarse2fine_flow = recorder.wrap(
+                "flow", nlc.pyflow.coarse2fine_flow, lambda r: {"u": r[0], "v": r[1]})
+            for name, stage, keep in (
+                    ("superpixels", "superpixels", lambda r: {"": r}),
+                    ("compute_descriptor", "descriptors", lambda r: {"": r[0], "frame_end": r[1]}),
+                    ("compute_saliency", "saliency", lambda r: {"": r}),
+                    ("salScore2votes", "votes", lambda r: {"initial": r}),
+                    ("consensus_vote", "votes", lambda r: {"round": r})):
+                setattr(nlc, name, recorder.wrap(stage, getattr(nlc, name), keep))
         nlc.pyflow = types.SimpleNamespace(
             coarse2fine_flow=clock.wrap("flow", nlc.pyflow.coarse2fine_flow))
         for name, stage in (("superpixels", "superpixels"), ("compute_descriptor", "descriptors"),
@@ -378,6 +425,9 @@ def run(reference: Path, pyflow_dir: Path | None, frames_path: Path, out: Path) 
         np.save(out / "original_masks.npy", np.concatenate(masks) if masks
                 else np.zeros((0, *frames.shape[1:3]), np.float32))
         result["frame_indices"] = indices
+        if record is not None:
+            recorder.save(record, frames=frames[indices], masks=np.concatenate(masks),
+                          frame_indices=np.array(indices))
         result["status"] = "ok"
         status = 0
     except MemoryError as err:
@@ -436,6 +486,8 @@ def main() -> int:
     parser.add_argument("--pyflow", type=Path, help="folder holding the built pyflow module")
     parser.add_argument("--frames", type=Path, help="(n, h, w, 3) uint8 .npy")
     parser.add_argument("--out", type=Path, help="folder for result.json and the masks")
+    parser.add_argument("--record", type=Path, metavar="NPZ",
+                        help="also save every stage's outputs to this compressed .npz")
     parser.add_argument("--check", action="store_true", help="only check that it imports")
     args = parser.parse_args()
     reference = args.reference.resolve()
@@ -445,7 +497,7 @@ def main() -> int:
     if args.frames is None or args.out is None:
         parser.error("--frames and --out are required unless --check")
     args.out.mkdir(parents=True, exist_ok=True)
-    return run(reference, pyflow_dir, args.frames, args.out)
+    return run(reference, pyflow_dir, args.frames, args.out, args.record)
 
 
 if __name__ == "__main__":

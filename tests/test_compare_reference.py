@@ -213,12 +213,21 @@ def remove_low_energy_blobs(maskSeq, binTh, relSize=0.6, relEnergy=None, target=
     return maskSeq
 
 
+def salScore2votes(salImSeq, sp):
+    return np.zeros(sp.max() + 1)
+
+
+def consensus_vote(votes, transM, frameEnd, iters):
+    return votes
+
+
 def nlc(imSeq, maxsp, iters, outdir, suffix="", clearBlobs=False, binTh=None,
         relEnergy=None, redirect=False, doload=False, dosave=None):
     sp = superpixels(imSeq, maxsp)
     regions, frameEnd = compute_descriptor(imSeq, sp)
     transM = normalize_nn(compute_nn(regions, frameEnd), sigma=np.sqrt(0.1))
     saliency = compute_saliency(imSeq)
+    consensus_vote(salScore2votes(saliency, sp), transM, frameEnd, iters)
     return remove_low_energy_blobs(saliency + 0.5, binTh) if clearBlobs else saliency
 '''
 
@@ -425,3 +434,36 @@ def test_markdown_reports_ratios_per_pair_and_failures(compare):
     text = compare.markdown([failed])
     assert "- original: killed: killed for memory at 22.5 GB" in text
     assert "| vtest.avi 0-39 | 650x487 | 40 | killed |" in text
+
+
+def test_stage_agreement_is_zero_on_itself_and_names_the_first_differing_stage():
+    from fastunlc import descriptors, flow, saliency, superpixels
+    from fastunlc.config import REFERENCE
+    from fastunlc.synthetic import make_clip
+
+    compare = _load("compare_reference")
+    frames = make_clip(6, (64, 64), camera="pan", seed=1).frames
+    n, h, w, _ = frames.shape
+    pairs = flow.flow_pairs(n, REFERENCE.flow_radius)
+    flows = flow.optical_flow(flow.resize_for_flow(frames, REFERENCE.flow_size), pairs)
+    motion = saliency.motion_saliency(flows, pairs, n, REFERENCE)
+    labels, counts = superpixels.slic_superpixels_batch(frames, REFERENCE)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    record = {  # what reference_driver.py --record would hold if the original were fastunlc
+        "flow_u": flows[..., 0].astype(np.float64), "flow_v": flows[..., 1].astype(np.float64),
+        "saliency": saliency.upsample_saliency(motion.saliency, (h, w))[0],
+        "superpixels": labels,
+        "descriptors": np.concatenate([descriptors.superpixel_descriptors(
+            frames[i], labels[i], int(counts[i])) for i in range(n)]),
+        "votes_initial": saliency.superpixel_saliency(motion.saliency, labels, offsets)[0][None],
+    }
+    same = compare.stage_agreement(frames, record)
+    assert same["flow_max_px"] == 0 and same["labels_equal"] == 1.0
+    assert same["saliency_max"] < 1e-12 and same["descriptors_max"] < 1e-6
+    assert same["votes_initial_max"] < 1e-12
+
+    record["flow_u"] = record["flow_u"] + 0.5  # a flow that differs by half a pixel
+    record["superpixels"] = np.roll(labels, 1, axis=2)
+    moved = compare.stage_agreement(frames, record)
+    assert moved["flow_max_px"] == pytest.approx(0.5) and moved["labels_equal"] < 1.0
+    assert moved["descriptors_max"] is None  # no frame keeps its labels: rows not compared

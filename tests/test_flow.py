@@ -92,14 +92,37 @@ def test_flow_pairs_known_list():
         flow_pairs(5, -1)
 
 
-def test_resize_for_flow_is_bilinear_and_drops_aspect():
+def test_resize_for_flow_is_pils_bilinear_and_drops_aspect():
+    """The reference's ``scipy.misc.imresize`` is PIL's bilinear resize of the uint8 frame."""
+    from PIL import Image
+
     frames = np.random.default_rng(0).integers(0, 256, (3, 30, 50, 3), dtype=np.uint8)
     small = resize_for_flow(frames, 20)
     assert small.shape == (3, 20, 20, 3) and small.dtype == np.uint8
-    np.testing.assert_array_equal(
-        small[1], cv2.resize(frames[1], (20, 20), interpolation=cv2.INTER_LINEAR))
+    for frame, got in zip(frames, small, strict=True):
+        want = np.asarray(Image.fromarray(frame).resize((20, 20), Image.Resampling.BILINEAR))
+        np.testing.assert_array_equal(got, want)  # bit-exact, not within a tolerance
     with pytest.raises(ValueError, match="uint8"):
         resize_for_flow(frames.astype(np.float32), 20)
+
+
+def test_resize_for_flow_low_passes_when_shrinking():
+    # 1-pixel black/white columns shrunk 9x: a filter whose support scales with the shrink
+    # (PIL's) averages them to mid-grey (122..133 here, the edge columns see fewer pixels);
+    # OpenCV's INTER_LINEAR samples the 2 pixels nearest each centre and gives 255, 0, 255, ...
+    frames = np.zeros((1, 90, 90, 3), dtype=np.uint8)
+    frames[:, :, ::2] = 255
+    small = resize_for_flow(frames, 10).astype(int)
+    assert np.abs(small - 127.5).max() <= 6
+
+
+def test_resize_for_flow_matches_pil_on_real_frames(vtest):
+    from PIL import Image
+
+    small = resize_for_flow(vtest[:4], 100)
+    for frame, got in zip(vtest[:4], small, strict=True):
+        want = np.asarray(Image.fromarray(frame).resize((100, 100), Image.Resampling.BILINEAR))
+        np.testing.assert_array_equal(got, want)
 
 
 # ---------------------------------------------------------------------------------------------

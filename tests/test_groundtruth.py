@@ -27,6 +27,12 @@ SIZE = (180, 240)
 #   c2f: static 0.908, pan 0.869, zoom 0.919, shake(2 objects) 0.871 -> mean 0.892
 #   dis: static 0.905, pan 0.878, zoom 0.919, shake(2 objects) 0.824 -> mean 0.882
 #   static with two objects of unequal size: c2f 0.511, dis 0.508
+# Measured again on 2026-12-02 after issue 8 made the flow resize PIL's (the reference's):
+#   c2f: static 0.909, pan 0.869, zoom 0.919, shake(2 objects) 0.871 -> mean 0.892 (unchanged)
+#   dis: static 0.905, pan 0.878, zoom 0.918, shake(2 objects) 0.451 -> mean 0.788: on the
+#        shake clip the final small-blob rule now drops one of the two objects (every frame
+#        keeps one component of two); so the dis case fails these bounds (see issue 8 report)
+#   static with two objects of unequal size: c2f 0.511, dis 0.508 (unchanged)
 MIN_MEAN_IOU = 0.85
 MIN_CLIP_IOU = 0.78
 # uNLC's final blob removal keeps only blobs at least 60% the size of the largest
