@@ -201,20 +201,12 @@ def slic_superpixels(frame: np.ndarray, config: UNLCConfig = REFERENCE) -> tuple
     Notes
     -----
     scikit-image's SLIC (``slic(frame / 255., ..., convert2lab=True,
-    enforce_connectivity=True, start_label=0)``), computed in float32 on one thread
-    (:func:`slic_superpixels_batch` spreads frames over threads). See
+    enforce_connectivity=True, start_label=0)``), computed in float32: the one-frame
+    case of :func:`slic_superpixels_batch`, which the pipeline runs. See
     :mod:`fastunlc._kernels.cpu.slic`.
     """
-    frame = _check(frame, 3, "frame")
-    h, w = frame.shape[:2]
-    grid = _grid(h, w, config)
-    labels = np.empty((h, w), np.int32)
-    with _workspace(h, w, 1, config.device) as arrays:
-        n = kernels(config.device).slic.slic_frame(
-            frame, _colour_tables(frame[None])[0], grid.weights, grid.scale, grid.centres,
-            grid.windows, grid.spatial_weight, grid.guess, config.slic_max_iter, grid.min_size,
-            grid.max_size, *(a[0] for a in arrays), labels)
-    return labels, int(n)
+    labels, counts = slic_superpixels_batch(_check(frame, 3, "frame")[None], config)
+    return labels[0], int(counts[0])
 
 
 def slic_superpixels_batch(frames: np.ndarray, config: UNLCConfig = REFERENCE

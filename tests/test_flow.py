@@ -16,6 +16,8 @@ from fastunlc.config import REFERENCE, UNLCConfig
 from fastunlc.flow import DIS_PRESET, flow_pairs, optical_flow, resize_for_flow
 from fastunlc.reference import flow as ref
 
+from .helpers import read_video_frames
+
 _C = pytest.importorskip("fastunlc._C", reason="compiled extension fastunlc._C is not built")
 
 ORACLE_TOL = 1e-9
@@ -32,15 +34,7 @@ C2F = (REFERENCE.c2f_alpha, REFERENCE.c2f_ratio, REFERENCE.c2f_min_width,
 @pytest.fixture(scope="module")
 def vtest(opencv_data: Path) -> np.ndarray:
     """First 12 frames of OpenCV's vtest.avi, RGB uint8 (576, 768)."""
-    cap = cv2.VideoCapture(str(opencv_data / "vtest.avi"))
-    frames = []
-    while len(frames) < 12:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return np.stack(frames)
+    return read_video_frames(opencv_data / "vtest.avi", count=12)
 
 
 def smooth_texture(h: int, w: int, seed: int, sigma: float = 1.5) -> np.ndarray:
