@@ -174,6 +174,7 @@ def stage_agreement(frames: np.ndarray, record: dict[str, np.ndarray]) -> dict[s
     """
     from fastunlc import descriptors, flow, saliency, superpixels
     from fastunlc.config import REFERENCE
+    from fastunlc.reference import saliency as reference_saliency
 
     n, h, w, _ = frames.shape
     small = flow.resize_for_flow(frames, REFERENCE.flow_size)
@@ -189,7 +190,9 @@ def stage_agreement(frames: np.ndarray, record: dict[str, np.ndarray]) -> dict[s
     flow_diff = np.abs(np.stack([flows[..., 0] - record["flow_u"],
                                  flows[..., 1] - record["flow_v"]]))
     motion = saliency.motion_saliency(flows, pairs, n, REFERENCE)
-    upsampled = saliency.upsample_saliency(motion.saliency, (h, w), REFERENCE)[0]
+    # fastunlc pools saliency into superpixels without painting it; its oracle paints it
+    # (the kernel agrees with it to 1e-12, tests/test_saliency.py).
+    upsampled = reference_saliency.upsample_saliency(motion.saliency, (h, w), REFERENCE)
     labels, counts = superpixels.slic_superpixels_batch(frames, REFERENCE)
     same_labels = labels == record["superpixels"]
     # descriptor rows and votes correspond only on frames whose labels are all equal

@@ -439,6 +439,7 @@ def test_markdown_reports_ratios_per_pair_and_failures(compare):
 def test_stage_agreement_is_zero_on_itself_and_names_the_first_differing_stage():
     from fastunlc import descriptors, flow, saliency, superpixels
     from fastunlc.config import REFERENCE
+    from fastunlc.reference import saliency as reference_saliency
     from fastunlc.synthetic import make_clip
 
     compare = _load("compare_reference")
@@ -451,7 +452,7 @@ def test_stage_agreement_is_zero_on_itself_and_names_the_first_differing_stage()
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     record = {  # what reference_driver.py --record would hold if the original were fastunlc
         "flow_u": flows[..., 0].astype(np.float64), "flow_v": flows[..., 1].astype(np.float64),
-        "saliency": saliency.upsample_saliency(motion.saliency, (h, w))[0],
+        "saliency": reference_saliency.upsample_saliency(motion.saliency, (h, w)),
         "superpixels": labels,
         "descriptors": np.concatenate([descriptors.superpixel_descriptors(
             frames[i], labels[i], int(counts[i])) for i in range(n)]),
