@@ -18,14 +18,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from fastunlc.synthetic import make_clip
-
 HERE = Path(__file__).parent
-DRIVER = HERE.parent.parent / "benchmarks" / "reference_driver.py"
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: tests.helpers lives at the repository root
+
+from fastunlc.synthetic import make_clip  # noqa: E402
+from tests.helpers import VTEST, read_video_frames  # noqa: E402
+
+DRIVER = ROOT / "benchmarks" / "reference_driver.py"
 N_FRAMES = 10
 SIZE = (96, 128)  # (height, width)
 
@@ -34,15 +36,10 @@ def clip_frames(name: str) -> np.ndarray:
     """The (N_FRAMES, 96, 128, 3) uint8 RGB frames of clip ``name`` ("vtest" or "synthetic")."""
     if name == "synthetic":
         return make_clip(N_FRAMES, SIZE, camera="pan", seed=3).frames
-    cap = cv2.VideoCapture(str(VTEST))
-    frames = []
-    for _ in range(N_FRAMES):
-        ok, frame = cap.read()
-        if not ok:
-            raise RuntimeError(f"{VTEST}: fewer than {N_FRAMES} frames")
-        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        frames.append(cv2.resize(frame, SIZE[::-1], interpolation=cv2.INTER_AREA))
-    return np.stack(frames)
+    frames = read_video_frames(VTEST, count=N_FRAMES, size=SIZE)
+    if len(frames) < N_FRAMES:
+        raise RuntimeError(f"{VTEST}: fewer than {N_FRAMES} frames")
+    return frames
 
 
 def original_pairs(n: int, radius: int = 3) -> np.ndarray:
