@@ -252,18 +252,6 @@ def _frame_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def _unique_names(inputs: list[str]) -> list[str]:
-    """Output folder name per input: the file stem or folder name, made unique."""
-    names, seen = [], {}
-    for raw in inputs:
-        path = Path(raw)
-        base = (path.name if path.is_dir() else path.stem) or "input"
-        count = seen.get(base, 0)
-        seen[base] = count + 1
-        names.append(base if count == 0 else f"{base}_{count + 1}")
-    return names
-
-
 def _segment_one(path: str, name: str, args: argparse.Namespace, config: UNLCConfig) -> Path:
     from tqdm import tqdm
 
@@ -352,8 +340,10 @@ def _run_segment(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from .output import unique_names
+
     failures = 0
-    names = _unique_names(args.inputs)
+    names = unique_names(args.inputs)
     for path, name in zip(args.inputs, names, strict=True):
         try:
             final = _segment_one(path, name, args, config)

@@ -109,3 +109,15 @@ class ResultWriter:
 
     def discard(self) -> None:
         shutil.rmtree(self.stage, ignore_errors=True)
+
+
+def unique_names(inputs: list[str]) -> list[str]:
+    """Output folder name per input: the file stem or folder name, made unique."""
+    names, seen = [], {}
+    for raw in inputs:
+        path = Path(raw)
+        base = (path.name if path.is_dir() else path.stem) or "input"
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        names.append(base if count == 0 else f"{base}_{count + 1}")
+    return names
