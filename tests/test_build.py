@@ -27,6 +27,8 @@ from fastunlc.build import (
     draw_frames,
     video_key,
 )
+from fastunlc.build.limits import VideoTimeout
+from fastunlc.build.worker import timeout_behind
 from fastunlc.config import UNLCConfig
 from fastunlc.errors import InputError
 from fastunlc.synthetic import make_clip, write_video
@@ -363,6 +365,18 @@ def test_engines_are_chosen_by_name_and_a_new_one_is_one_function(built, videos,
     assert dataset_digest(tmp_path / "inline") == dataset_digest(built)
     with pytest.raises(ValueError, match=r"Resources\.cpus"):
         Resources(cpus=0)
+
+
+def test_a_timeout_wrapped_by_compiled_code_is_still_the_timeout():
+    # An alarm landing inside a JIT dispatcher comes back as SystemError from VideoTimeout.
+    try:
+        try:
+            raise VideoTimeout("took longer than 0.3 s (the per-video time limit)")
+        except VideoTimeout as timeout:
+            raise SystemError("returned a result with an exception set") from timeout
+    except SystemError as err:
+        assert str(timeout_behind(err)).startswith("took longer than 0.3 s")
+    assert timeout_behind(SystemError("unrelated")) is None
 
 
 def test_time_and_memory_limits_fail_the_video_not_the_run(videos, tmp_path):

@@ -93,11 +93,29 @@ def segment_and_sample(writer: dataset.ShardWriter, video: Path, shard: int,
     except MemoryError:
         row.update(status="failed", reason="out of memory")
     except Exception as err:  # an undecodable web video must cost one video, not the run
-        logger.debug("%s: failed", video, exc_info=True)
-        row.update(status="failed", reason=f"{type(err).__name__}: {err}")
+        timeout = timeout_behind(err)
+        if timeout is not None:
+            cancel_alarm()
+            row.update(status="failed", reason=str(timeout))
+        else:
+            logger.debug("%s: failed", video, exc_info=True)
+            row.update(status="failed", reason=f"{type(err).__name__}: {err}")
     row["frames_read"] = plan.frames_read
     row["seconds"] = time.perf_counter() - began
     return row
+
+
+def timeout_behind(err: BaseException) -> VideoTimeout | None:
+    """The VideoTimeout that ``err`` wraps, if any: an alarm that arrives while compiled
+    code's dispatcher is in C comes back as a SystemError whose cause is the timeout."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, VideoTimeout):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def process_video(root: str | os.PathLike[str], shard: int, position: int, video: str,

@@ -37,6 +37,7 @@ class TrainConfig:
     coco_degrade_kernel: int = 0
     coco_truncate: float = 0.0
     synthetic: int = 0
+    synthetic_size: tuple[int, int] = (240, 320)
     steps: int = 100_000
     batch_size: int = 256
     lr: float = 0.001
@@ -61,6 +62,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", tuple(str(d) for d in self.data))
+        object.__setattr__(self, "synthetic_size", tuple(int(v) for v in self.synthetic_size))
+        if len(self.synthetic_size) != 2 or min(self.synthetic_size) < 16:
+            raise ValueError(f"synthetic_size must be two sides >= 16 px, got "
+                             f"{self.synthetic_size}")
         positive = ("steps", "batch_size", "workers", "window", "prefetch",
                     "checkpoint_every", "log_every")
         for name in positive:
@@ -94,6 +99,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["data"] = list(self.data)
+        out["synthetic_size"] = list(self.synthetic_size)
         return out
 
     @classmethod
@@ -126,6 +132,7 @@ _HELP = {
     "coco_degrade_kernel": "erode or dilate each COCO mask with this kernel (px; 0: off)",
     "coco_truncate": "cut this fraction of the box area from one side of each COCO mask",
     "synthetic": "add this many generated samples (tests, benchmarks)",
+    "synthetic_size": "height and width of the generated samples, px",
     "steps": "optimiser steps in all", "batch_size": "images per step and rank",
     "lr": "peak learning rate", "momentum": "SGD momentum", "weight_decay": "L2 weight decay",
     "warmup_steps": "linear warm-up steps", "batch_norm": "BatchNorm after each convolution",
@@ -157,6 +164,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                help=text)
         elif f.name == "data":
             group.add_argument(flag, action="append", metavar="DATASET", default=None,
+                               help=text)
+        elif f.name == "synthetic_size":
+            group.add_argument(flag, type=int, nargs=2, metavar=("H", "W"), default=None,
                                help=text)
         elif f.name == "recipe":
             group.add_argument(flag, type=json.loads, metavar="JSON", default=None, help=text)

@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..files import atomic_write
+from ..files import atomic_path, atomic_write
 from .config import TrainConfig
 from .loader import BatchLoader, SampleOrder, reference_loader
 from .model import MaskAlexNet, plain_state_dict, training_flops_per_image
@@ -85,7 +85,7 @@ def open_sources(config: TrainConfig) -> Source:
                                   degrade_kernel=config.coco_degrade_kernel,
                                   truncate_fraction=config.coco_truncate))
     if config.synthetic:
-        sources.append(SyntheticSource(config.synthetic, seed=config.seed))
+        sources.append(SyntheticSource(config.synthetic, config.synthetic_size, seed=config.seed))
     return sources[0] if len(sources) == 1 else ConcatSource(sources)
 
 
@@ -128,9 +128,8 @@ def _gather(value: Any, ranks: Ranks) -> list[Any]:
 
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary name, then rename: a reader never sees half a file."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write(path, buffer.getvalue())
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -365,13 +364,14 @@ def _train(config: TrainConfig, run: Path, ranks: Ranks, device: torch.device,
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of the model's parameters and buffers, byte for byte: equal on every rank
-    of a DDP job whose replicas agree."""
+    """SHA-256 of the model's parameters, byte for byte: equal on every rank of a DDP job
+    whose replicas agree. (BatchNorm's running statistics are left out: each rank updates
+    its own in the last forward pass, and DDP's next forward would broadcast rank 0's;
+    the checkpoint holds rank 0's.)"""
     digest = hashlib.sha256()
-    for name, value in sorted(plain_state_dict(model).items()):
+    for name, value in model.named_parameters():
         digest.update(name.encode())
-        digest.update(value.contiguous().view(torch.uint8).numpy().tobytes()
-                      if value.numel() else b"")
+        digest.update(value.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
