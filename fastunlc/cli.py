@@ -166,6 +166,17 @@ def _build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
     show.add_argument("--quiet", action="store_true", help="errors only")
 
+    upgrade = sub.add_parser("upgrade", help="bring a dataset of an older format up to date",
+                             description="Rewrite, shard by shard and in place, a dataset "
+                                         "that an older fastunlc built, adding what training "
+                                         "reads (each sample's object boxes in the manifest "
+                                         "and KEY.json, and KEY.mask.jpg), computed from the "
+                                         "stored masks: the result is the dataset a build "
+                                         "with this version writes. Resumable: rerun after "
+                                         "an interruption.")
+    upgrade.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder")
+    upgrade.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
+
     demo = sub.add_parser("demo", help="the whole chain on a generated clip: try this first",
                           description="Generate a short synthetic clip (a moving object over a "
                                       "panning textured scene) and run 'fastunlc segment', "
@@ -469,6 +480,40 @@ def _run_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _run_upgrade(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .build.upgrade import upgrade_dataset
+
+    bar = None
+
+    def on_shard(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and not args.quiet:
+            bar = tqdm(total=total, unit="shard", desc="upgrade", dynamic_ncols=True)
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        summary = upgrade_dataset(args.dataset, on_shard)
+    except FastUNLCError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: {args.dataset}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        from .dataset import FORMAT
+
+        print(f"{args.dataset}: format {summary['from_format']} -> {FORMAT}; "
+              f"{summary['upgraded']} of {summary['shards']} shards rewritten "
+              f"({summary['samples']} samples)", file=sys.stderr)
+    return 0
+
+
 def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """segment -> build -> show on the demo's generated clip, into ``args.out``."""
     from .demo import CLIP_FRAMES, write_clip
@@ -532,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_show(args, parser)
         if args.command == "demo":
             return _run_demo(args, parser)
+        if args.command == "upgrade":
+            return _run_upgrade(args)
         if args.start < 0 or (args.max_frames is not None and args.max_frames < 1):
             parser.error("--start must be >= 0 and --max-frames >= 1")
         return _run_segment(args)

@@ -2,7 +2,8 @@
 
 Layout of a dataset folder (``fastunlc build`` writes it, :class:`PseudoGTDataset` reads it)::
 
-    shards/000042.tar                 WebDataset shard 42: per sample KEY.jpg, KEY.png, KEY.json
+    shards/000042.tar                 WebDataset shard 42: per sample KEY.jpg, KEY.png,
+                                      KEY.mask.jpg, KEY.json
     manifest/samples-000042.parquet   one row per sample of shard 42 (SAMPLE_SCHEMA)
     manifest/videos-000042.parquet    one row per input video of shard 42 (VIDEO_SCHEMA)
     failures.jsonl                    the videos that failed, with the reason
@@ -13,10 +14,14 @@ A sample's ``KEY`` is ``<video key>_s<shot>_f<frame>``: letters, digits, ``-`` a
 only (no dots, so that every WebDataset reader splits it from the extension, no path
 separators). ``KEY.jpg`` is the frame at the working size (longer side at most 650 px),
 RGB, JPEG quality :data:`JPEG_QUALITY`; ``KEY.png`` the soft mask of the same size,
-8-bit grey, value ``round(255 p)``, lossless; ``KEY.json`` its manifest row without the
-byte spans (:data:`SAMPLE_META_FIELDS`: key, video path, video key, shot, frame, height,
-width, foreground fraction, shard), so that a WebDataset reader sees where each sample
-comes from. Members are plain ustar entries with mtime 0, so the same inputs give the
+8-bit grey, value ``round(255 p)``, lossless; ``KEY.mask.jpg`` the same 8-bit mask as a
+greyscale JPEG (quality :data:`MASK_JPEG_QUALITY`), the copy that training decodes on the
+GPU in batches beside the frames (8-bit PNG decoding runs on the CPU only); ``KEY.json``
+its manifest row without the byte spans (:data:`SAMPLE_META_FIELDS`: key, video path,
+video key, shot, frame, height, width, foreground fraction, object boxes and their pixel
+counts, shard), so that a WebDataset reader sees where each sample comes from. The object
+boxes (:func:`object_boxes`) are what training's crop sampler chooses from before any
+pixel is decoded. Members are plain ustar entries with mtime 0, so the same inputs give the
 same bytes. A manifest row holds the byte offset and length of each member's data in its
 shard, for random access without reading the tar's index.
 
@@ -41,10 +46,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .files import encode_mask_png, publish, temporary_path
+from .errors import InputError
+from .files import encode_mask_png, mask_to_uint8, publish, temporary_path
+
+FORMAT = 3
+"""Version of the dataset's layout, recorded in ``build.json``. 3: ``KEY.mask.jpg`` and the
+object boxes; 2: ``KEY.json`` holds the sample's whole manifest row but its byte spans; 1:
+``KEY.json`` held seven of its fields. ``fastunlc upgrade`` brings 1 and 2 to 3."""
 
 JPEG_QUALITY = 95
 """Quality of the frames' JPEG encoding (OpenCV's scale, 0-100)."""
+
+MASK_JPEG_QUALITY = 95
+"""Quality of ``KEY.mask.jpg``: the decoded mask is within a few levels of 255 of the
+PNG's (benchmarks/mask_encoding.py measures it), far below the trimap's 0.4-0.7 band."""
+
+MAX_BOXES = 16
+"""Object boxes stored per sample at most, the largest first."""
+
+MEMBERS = ("jpg", "png", "mask.jpg")
+"""The members of a sample whose byte spans the manifest holds (columns
+``<member with _ for .>_offset`` and ``_size``)."""
 
 SHARDS = "shards"
 MANIFEST = "manifest"
@@ -58,13 +80,19 @@ SAMPLE_SCHEMA = pa.schema([
     ("height", pa.int32()),
     ("width", pa.int32()),
     ("foreground_fraction", pa.float32()),
+    ("boxes", pa.list_(pa.float32())),
+    ("box_pixels", pa.list_(pa.int64())),
     ("shard", pa.string()),
     ("jpg_offset", pa.int64()),
     ("jpg_size", pa.int64()),
     ("png_offset", pa.int64()),
     ("png_size", pa.int64()),
+    ("mask_jpg_offset", pa.int64()),
+    ("mask_jpg_size", pa.int64()),
 ])
-"""Manifest row of a sample; ``shard`` is the tar's path relative to the dataset folder."""
+"""Manifest row of a sample; ``shard`` is the tar's path relative to the dataset folder;
+``boxes`` the foreground's object boxes (:func:`object_boxes`), flattened ``x0, y0, x1,
+y1`` per box, and ``box_pixels`` each box's component's pixel count."""
 
 SAMPLE_META_FIELDS = tuple(name for name in SAMPLE_SCHEMA.names
                            if not name.endswith(("_offset", "_size")))
@@ -124,6 +152,64 @@ def samples_part(root: Path, index: int) -> Path:
 
 def videos_part(root: Path, index: int) -> Path:
     return root / MANIFEST / f"videos-{shard_name(index)}.parquet"
+
+
+def span_columns(member: str) -> tuple[str, str]:
+    """The manifest's offset and size columns of ``member`` (one of :data:`MEMBERS`)."""
+    stem = member.replace(".", "_")
+    return f"{stem}_offset", f"{stem}_size"
+
+
+def object_boxes(mask: np.ndarray, threshold: float, limit: int = MAX_BOXES
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes of the foreground's connected components (8-connected, ``mask >
+    threshold``), the largest ``limit`` by pixel count, largest first (ties in scan order).
+
+    Parameters
+    ----------
+    mask : ndarray
+        ``(h, w)`` soft mask: float in [0, 1], or uint8 ``round(255 p)`` (then compared
+        with ``255 * threshold``).
+    threshold : float
+        Foreground threshold (the spec's 0.7).
+
+    Returns
+    -------
+    boxes : ndarray
+        ``(k, 4)`` float32 ``x0, y0, x1, y1`` in pixels, end exclusive; ``k = 0`` for an
+        empty foreground.
+    pixels : ndarray
+        ``(k,)`` int64 pixel count of each box's component.
+    """
+    level = 255 * threshold if mask.dtype == np.uint8 else threshold
+    foreground = (mask > level).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
+    stats = stats[1:count]  # row 0 is the background
+    order = np.argsort(-stats[:, cv2.CC_STAT_AREA], kind="stable")[:limit]
+    x, y, w, h, area = (stats[order, k] for k in range(5))
+    boxes = np.stack([x, y, x + w, y + h], axis=1).astype(np.float32).reshape(-1, 4)
+    return boxes, area.astype(np.int64)
+
+
+def encode_mask_jpeg(mask: np.ndarray) -> bytes:
+    """Greyscale JPEG bytes (quality :data:`MASK_JPEG_QUALITY`) of a soft mask ``(h, w)``:
+    float in [0, 1] (stored as ``round(255 p)``, as in ``KEY.png``) or uint8."""
+    grey = mask if mask.dtype == np.uint8 else mask_to_uint8(mask)
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(grey),
+                            [cv2.IMWRITE_JPEG_QUALITY, MASK_JPEG_QUALITY])
+    if not ok:
+        raise OSError("JPEG encoding failed")
+    return data.tobytes()
+
+
+def training_fields(mask: np.ndarray, threshold: float) -> tuple[bytes, dict[str, list]]:
+    """What training needs of a sample beyond its frame: the ``KEY.mask.jpg`` bytes and the
+    manifest's ``boxes`` and ``box_pixels`` values, from its soft mask ``(h, w)`` (float in
+    [0, 1] or uint8 ``round(255 p)``)."""
+    grey = mask if mask.dtype == np.uint8 else mask_to_uint8(mask)
+    boxes, pixels = object_boxes(grey, threshold)
+    return encode_mask_jpeg(grey), {"boxes": boxes.reshape(-1).tolist(),
+                                    "box_pixels": pixels.tolist()}
 
 
 def encode_sample(frame: np.ndarray, mask: np.ndarray) -> tuple[bytes, bytes]:
@@ -196,6 +282,44 @@ def decode_sample(key: str, jpg: bytes, png: bytes, meta: dict[str, Any]) -> Sam
     return Sample(key, frame[:, :, ::-1].copy(), grey.astype(np.float32) / 255.0, meta)
 
 
+def check_trainable(root: Path) -> None:
+    """Check that ``root`` is a dataset that training can read: a finished build of
+    format :data:`FORMAT` with samples whose shards are all there.
+
+    Raises
+    ------
+    InputError
+        Missing folder, not a dataset, another format, an unreadable manifest, no sample,
+        or a missing shard; the message says what to do.
+    """
+    if not root.is_dir():
+        raise InputError(root, "no such dataset folder")
+    record = root / "build.json"
+    if not record.is_file() or not (root / MANIFEST).is_dir():
+        raise InputError(root, "not a fastunlc dataset (no build.json and manifest/; "
+                               "`fastunlc build --out` writes one)")
+    try:
+        version = json.loads(record.read_text()).get("format", 1)
+    except (OSError, ValueError, AttributeError) as err:
+        raise InputError(record, f"unreadable ({err})") from None
+    if version < FORMAT:
+        raise InputError(root, f"dataset format {version} lacks the object boxes and mask "
+                               f"JPEGs training reads; add them with `fastunlc upgrade {root}`")
+    if version > FORMAT:
+        raise InputError(root, f"dataset format {version} is newer than this fastunlc "
+                               f"reads ({FORMAT}): upgrade fastunlc")
+    try:
+        shards = read_manifest(root, "samples").column("shard").unique().to_pylist()
+    except (OSError, pa.ArrowException) as err:
+        raise InputError(root / MANIFEST, f"unreadable manifest part ({err})") from None
+    if not shards:
+        raise InputError(root, "the dataset holds no sample (is its build finished?)")
+    missing = [s for s in shards if not (root / s).is_file()]
+    if missing:
+        raise InputError(root / missing[0], f"missing ({len(missing)} of {len(shards)} "
+                                            "shards the manifest lists)")
+
+
 def read_manifest(root: Path, kind: str = "samples") -> pa.Table:
     """All manifest parts of one kind (``"samples"`` or ``"videos"``) as one table, parts
     in shard order; an empty table of the right schema when there is none."""
@@ -233,8 +357,8 @@ class PseudoGTDataset:
         # Columns, not a Python dict per row: manifests of millions of samples stay compact.
         self._keys = self.manifest["key"].to_pylist()
         self._shards = self.manifest["shard"].to_pylist()
-        self._spans = {ext: (self.manifest[f"{ext}_offset"].to_numpy(),
-                             self.manifest[f"{ext}_size"].to_numpy()) for ext in ("jpg", "png")}
+        self._spans = {member: tuple(self.manifest[c].to_numpy()
+                                     for c in span_columns(member)) for member in MEMBERS}
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -244,7 +368,7 @@ class PseudoGTDataset:
         return self.manifest.slice(index, 1).to_pylist()[0]
 
     def member_bytes(self, index: int, ext: str) -> bytes:
-        """The stored bytes of member ``ext`` (``"jpg"`` or ``"png"``) of sample ``index``."""
+        """The stored bytes of member ``ext`` (one of :data:`MEMBERS`) of sample ``index``."""
         offsets, sizes = self._spans[ext]
         size = int(sizes[index])
         with open(self.root / self._shards[index], "rb") as f:

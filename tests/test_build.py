@@ -13,6 +13,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -32,6 +33,8 @@ from fastunlc.build.worker import timeout_behind
 from fastunlc.config import UNLCConfig
 from fastunlc.errors import InputError
 from fastunlc.synthetic import make_clip, write_video
+
+from .old_formats import downgrade_to_format_2
 
 # The synthetic objects cover 5-10% of the frame: keep frames from 2% on (the paper: 10%).
 OPTIONS = BuildOptions(UNLCConfig(flow="dis", min_foreground=0.02), (2, 4), seed=7,
@@ -501,3 +504,119 @@ def test_full_disk_gives_an_error_and_no_partial_output(videos, tmp_path):
     assert published == []
     assert subprocess.run(command, timeout=600).returncode == 0
     assert dataset.videos_part(root, 0).is_file() and len(dataset.PseudoGTDataset(root)) > 0
+
+
+# --- format 3: what training reads (object boxes, mask JPEGs), and `fastunlc upgrade` ---
+
+def labelled_boxes(mask: np.ndarray) -> set[tuple[int, int, int, int, int]]:
+    """Every 8-connected component of ``mask > 178`` as ``(x0, y0, x1, y1, pixels)``, by
+    scipy's labelling (independent of the OpenCV call under test)."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask > 178, structure=np.ones((3, 3)))
+    out = set()
+    for k, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
+        out.add((cols.start, rows.start, cols.stop, rows.stop,
+                 int(np.count_nonzero(labels[rows, cols] == k))))
+    return out
+
+
+@pytest.mark.parametrize("density", [0.3, 0.6, 0.95])
+def test_object_boxes_are_the_connected_components_largest_first(density):
+    rng = np.random.default_rng(int(density * 100))
+    grey = (rng.random((41, 57)) < density).astype(np.uint8) * 255
+    grey[rng.random(grey.shape) < 0.5] = 178  # at the threshold: background
+    boxes, pixels = dataset.object_boxes(grey, 0.7, limit=10_000)
+    found = {(*map(int, box), int(n)) for box, n in zip(boxes, pixels, strict=True)}
+    assert found == labelled_boxes(grey)
+    assert (np.diff(pixels) <= 0).all()
+    top, top_pixels = dataset.object_boxes(grey.astype(np.float32) / 255, 0.7, limit=3)
+    assert top.shape == (min(3, len(found)), 4) and top.dtype == np.float32
+    np.testing.assert_array_equal(top_pixels, pixels[:3])
+    empty, none = dataset.object_boxes(np.zeros((5, 5), np.uint8), 0.7)
+    assert empty.shape == (0, 4) and none.shape == (0,)
+
+
+def test_samples_carry_their_boxes_and_a_mask_jpeg_close_to_the_png(built):
+    data = dataset.PseudoGTDataset(built)
+    for i in range(len(data)):
+        row = data.row(i)
+        png = cv2.imdecode(np.frombuffer(data.member_bytes(i, "png"), np.uint8),
+                           cv2.IMREAD_UNCHANGED)
+        jpg = cv2.imdecode(np.frombuffer(data.member_bytes(i, "mask.jpg"), np.uint8),
+                           cv2.IMREAD_UNCHANGED)
+        assert jpg.shape == png.shape and jpg.dtype == np.uint8
+        # quality 95: a few levels of 255, far inside the trimap's 0.4-0.7 band (102-178)
+        assert np.abs(jpg.astype(int) - png).max() <= 12
+        boxes, pixels = dataset.object_boxes(png, 0.7)
+        assert row["boxes"] == pytest.approx(boxes.reshape(-1).tolist())
+        assert row["box_pixels"] == pixels.tolist() and len(pixels) >= 1
+        assert data[i].meta["boxes"] == row["boxes"]  # KEY.json holds them too
+
+
+def test_an_old_dataset_is_refused_then_upgraded_to_the_fresh_builds_bytes(built, videos,
+                                                                           tmp_path):
+    import shutil
+
+    from fastunlc.build.upgrade import upgrade_dataset
+
+    root = tmp_path / "old"
+    shutil.copytree(built, root)
+    downgrade_to_format_2(root)
+    with pytest.raises(InputError, match=r"format 2 lacks the object boxes .* `fastunlc "
+                                         r"upgrade "):
+        dataset.check_trainable(root)
+    with pytest.raises(InputError, match=r"older fastunlc \(dataset format 2, now 3\)"):
+        build_dataset([str(v) for v in videos], root, OPTIONS)
+
+    def stop_after_one(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # interrupted after the first shard
+        upgrade_dataset(root, stop_after_one)
+    with pytest.raises(InputError, match="format 2"):
+        dataset.check_trainable(root)
+    proc = subprocess.run([sys.executable, "-m", "fastunlc", "upgrade", str(root)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "format 2 -> 3; 1 of 2 shards rewritten" in proc.stderr
+    assert dataset_digest(root) == dataset_digest(built)
+    assert json.loads((root / "build.json").read_text()) == json.loads(
+        (built / "build.json").read_text())
+    dataset.check_trainable(root)
+    # interrupted between a shard's new manifest part and its tar: the rerun moves it in
+    tar = root / dataset.SHARDS / "000001.tar"
+    tar.rename(tar.with_name("000001.tar.upgrade"))
+    assert upgrade_dataset(root)["upgraded"] == 0
+    assert dataset_digest(root) == dataset_digest(built)
+
+
+def test_datasets_training_cannot_read_get_one_line_errors(built, tmp_path):
+    import shutil
+
+    with pytest.raises(InputError, match="no such dataset folder"):
+        dataset.check_trainable(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="not a fastunlc dataset"):
+        dataset.check_trainable(tmp_path)
+    root = tmp_path / "copy"
+    shutil.copytree(built, root)
+    (root / dataset.SHARDS / "000001.tar").unlink()
+    with pytest.raises(InputError, match=r"000001\.tar: missing \(1 of 2 shards"):
+        dataset.check_trainable(root)
+    (root / dataset.MANIFEST / "samples-000000.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="unreadable manifest part"):
+        dataset.check_trainable(root)
+    for part in (root / dataset.MANIFEST).glob("samples-*"):
+        part.unlink()
+    with pytest.raises(InputError, match="holds no sample"):
+        dataset.check_trainable(root)
+    (root / "build.json").write_text(json.dumps({"format": 99}))
+    with pytest.raises(InputError, match="format 99 is newer"):
+        dataset.check_trainable(root)
+    (root / ".work" / "000000").mkdir(parents=True)
+    (root / ".work" / "000000" / "000000.json").write_text("{}")
+    (root / "build.json").write_text(json.dumps({"format": 2}))
+    from fastunlc.build.upgrade import upgrade_dataset
+
+    with pytest.raises(InputError, match="unfinished build"):
+        upgrade_dataset(root)

@@ -18,7 +18,8 @@ Modules: :mod:`.inputs` (what is read, video keys), :mod:`.options` (what a data
 built with, ``build.json``), :mod:`.sampling` (the seeded frame draw), :mod:`.worker`
 (one video's work), :mod:`.limits` (per-video time and memory), :mod:`.shards` (parts
 and their assembly), :mod:`.engines` (where videos run, chosen by name), :mod:`.stats`
-(``failures.jsonl``, ``stats.json``) and :mod:`.run` (:func:`build_dataset`).
+(``failures.jsonl``, ``stats.json``), :mod:`.run` (:func:`build_dataset`) and
+:mod:`.upgrade` (older dataset formats brought up to date, :func:`upgrade_dataset`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .options import BuildOptions
 from .run import build_dataset
 from .sampling import draw_frames
 from .shards import WORK, assemble_shard, plan_shards
+from .upgrade import upgrade_dataset
 from .worker import Task, process_video, write_failed_part
 
 __all__ = [
@@ -47,5 +49,6 @@ __all__ = [
     "NO_LIMITS", "VIDEO_EXTENSIONS", "WORK",
     "BuildOptions", "Engine", "Inputs", "Limits", "Resources", "Task", "VideoTimeout",
     "assemble_shard", "build_dataset", "discover_inputs", "draw_frames", "get_engine",
-    "plan_shards", "process_video", "run_local", "run_ray", "video_key", "write_failed_part",
+    "plan_shards", "process_video", "run_local", "run_ray", "upgrade_dataset", "video_key",
+    "write_failed_part",
 ]

@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import REFERENCE, UNLCConfig
+from ..dataset import FORMAT
 from ..errors import InputError
 from ..files import atomic_write
-
-FORMAT = 2
-"""Version of the dataset's layout, recorded in ``build.json`` (2: ``KEY.json`` holds the
-sample's whole manifest row but its byte spans; 1 held seven of its fields)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,11 @@ def check_or_record_plan(root: Path, plan: dict[str, Any]) -> None:
         previous = json.loads(record.read_text())
         if previous != plan:
             changed = _differences(previous, plan)
+            if changed == ["format"]:
+                raise InputError(root, f"was started by an older fastunlc (dataset format "
+                                       f"{previous.get('format')}, now {FORMAT}): finish it "
+                                       f"with that version and run `fastunlc upgrade {root}`, "
+                                       "or use a new --out folder")
             raise InputError(root, "holds a dataset built from other inputs or options ("
                                    f"{', '.join(changed)} differ); use a new --out folder")
         return

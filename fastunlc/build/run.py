@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..dataset import FORMAT
 from ..errors import InputError
 from .engines import ANY_RESOURCES, Resources, get_engine
 from .inputs import discover_inputs
 from .limits import NO_LIMITS, Limits
-from .options import DEFAULT_OPTIONS, FORMAT, BuildOptions, check_or_record_plan
+from .options import DEFAULT_OPTIONS, BuildOptions, check_or_record_plan
 from .shards import (
     assemble_shard,
     finished_shards,

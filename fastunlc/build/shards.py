@@ -71,10 +71,11 @@ def assemble_shard(root: Path, shard: int, count: int) -> dict[str, Any]:
             with tarfile.open(tar_path) as part:
                 for sample in record["samples"]:
                     members = {ext: part.extractfile(f"{sample['key']}.{ext}").read()
-                               for ext in ("jpg", "png", "json")}
+                               for ext in (*dataset.MEMBERS, "json")}
                     placed = writer.add(sample["key"], members)
-                    for ext in ("jpg", "png"):
-                        sample[f"{ext}_offset"], sample[f"{ext}_size"] = placed[ext]
+                    for member in dataset.MEMBERS:
+                        offset, size = dataset.span_columns(member)
+                        sample[offset], sample[size] = placed[member]
                     samples.append(sample)
         writer.commit()
     except BaseException:

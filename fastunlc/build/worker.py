@@ -72,15 +72,17 @@ def segment_and_sample(writer: dataset.ShardWriter, video: Path, shard: int,
                 frame_index = int(shot.frame_indices[k])
                 mask = shot.masks[k]
                 jpg, png = dataset.encode_sample(shot.frames[k], mask)
+                mask_jpg, boxes = dataset.training_fields(mask, config.foreground_threshold)
                 # float32, as the manifest stores it: KEY.json and the manifest row agree.
                 fraction = float(np.float32(verdicts[k].foreground_fraction))
                 sample = {"key": dataset.sample_key(key, shot.index, frame_index),
                           "video": str(video), "video_key": key, "shot": shot.index,
                           "frame": frame_index, "height": mask.shape[0], "width": mask.shape[1],
-                          "foreground_fraction": fraction,
+                          "foreground_fraction": fraction, **boxes,
                           "shard": f"{dataset.SHARDS}/{dataset.shard_name(shard)}.tar"}
                 meta = json.dumps({name: sample[name] for name in dataset.SAMPLE_META_FIELDS})
-                writer.add(sample["key"], {"jpg": jpg, "png": png, "json": meta.encode()})
+                writer.add(sample["key"], {"jpg": jpg, "png": png, "mask.jpg": mask_jpg,
+                                           "json": meta.encode()})
                 samples.append(sample)
                 row["samples"] += 1
         if row["samples"] == 0:
