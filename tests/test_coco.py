@@ -1,6 +1,10 @@
 """The COCO training source: which images, their masks and boxes, the degradations."""
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,7 +14,7 @@ import torch
 pytest.importorskip("pycocotools", reason="the COCO source needs the 'train' extra")
 
 from fastunlc.errors import InputError
-from fastunlc.training.coco import CocoSource
+from fastunlc.training.coco import CROWD_VALUE, CocoSource
 from fastunlc.training.crops import CropRecipe
 from fastunlc.training.loader import BatchLoader, reference_loader
 
@@ -68,15 +72,19 @@ def test_masks_are_the_union_of_the_non_crowd_instances(coco):
     for k, expected in enumerate(coco.used):
         mask = source.read_sample(k, seed=0).mask
         assert mask.shape == expected.size and mask.dtype == np.uint8
-        assert mask.flags.c_contiguous and set(np.unique(mask)) <= {0, 255}
+        assert mask.flags.c_contiguous and set(np.unique(mask)) <= {0, CROWD_VALUE, 255}
         boundary = np.any([cv2.dilate(drawn, ring) != cv2.erode(drawn, ring)
                            for drawn in expected.instances], axis=0)
-        assert not np.any((mask != expected.mask) & ~boundary)
-        inter = np.count_nonzero(mask & expected.mask)
-        assert inter / np.count_nonzero(mask | expected.mask) > 0.8  # small shapes: ~1 px edge
-        if expected.crowd is not None:  # the crowd region is background
+        objects = np.where(mask == CROWD_VALUE, 0, mask)
+        assert not np.any((objects != expected.mask) & ~boundary)
+        inter = np.count_nonzero(objects & expected.mask)
+        assert inter / np.count_nonzero(objects | expected.mask) > 0.8  # small: ~1 px edge
+        if expected.crowd is not None:  # the crowd region is ignored, not background
             outside = expected.crowd & (cv2.dilate(expected.mask, ring) == 0)
-            assert outside.sum() > 50 and not mask[outside].any()
+            assert outside.sum() > 50 and (mask[outside] == CROWD_VALUE).all()
+            assert (mask[expected.crowd == 0] != CROWD_VALUE).all()
+        else:
+            assert not (mask == CROWD_VALUE).any()
 
 
 def test_objects_are_the_annotation_boxes_largest_first(coco):
@@ -134,7 +142,9 @@ def test_boundary_noise_erodes_or_dilates_with_an_elliptic_kernel(single):
     seen = set()
     for seed in (0, 1):
         for k in range(len(clean)):
-            mask, degraded = clean.mask(k, seed), noisy.mask(k, seed)
+            # instances only: crowd regions are not degraded
+            mask, degraded = ((m(k, seed) == 255).astype(np.uint8) for m in (clean.mask,
+                                                                              noisy.mask))
             eroded, dilated = cv2.erode(mask, kernel), cv2.dilate(mask, kernel)
             if np.array_equal(degraded, eroded):
                 assert np.count_nonzero(degraded) < np.count_nonzero(mask)
@@ -198,6 +208,21 @@ def test_a_run_opens_its_coco_folder_with_the_configs_settings(coco):
                                       coco_fraction=0.5, coco_degrade_kernel=3, seed=4))
     assert isinstance(source, CocoSource) and len(source) == 4 and source.redraws_masks
     assert source.paths == CocoSource(coco.root, coco.split, fraction=0.5, seed=4).paths
+
+
+def test_train_program_trains_on_a_coco_folder_with_degradations(coco, tmp_path):
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parents[1] / "train" / "train.py"), "--coco",
+         str(coco.root), "--coco-split", coco.split, "--coco-degrade-kernel", "5",
+         "--coco-truncate", "0.2", "--out", str(run), "--device", "cpu", "--steps", "4",
+         "--batch-size", "4", "--workers", "1", "--window", "1", "--log-every", "2",
+         "--quiet"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 4 and (run / "weights.pt").is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["coco"] == str(coco.root) and config["coco_degrade_kernel"] == 5
 
 
 def one_line_input_error(pattern, *args):

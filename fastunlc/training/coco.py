@@ -28,6 +28,10 @@ from .sources import Allocate, EncodedSample, read_file_into
 log = logging.getLogger(__name__)
 
 
+CROWD_VALUE = 128
+"""Mask value of crowd regions: p ≈ 0.5, inside the trimap's ignored band (0.4 to 0.7)."""
+
+
 class CocoSource:
     """Images and instance masks of one COCO split.
 
@@ -39,8 +43,10 @@ class CocoSource:
     order. Groups are runs of ``group_size`` consecutive used images.
 
     A sample's mask is the union of the image's non-crowd instance masks, ``(h, w)``
-    uint8 in ``{0, 255}`` (crowd regions are background). Its objects are the non-crowd
-    annotations' boxes of at least 1 × 1 px.
+    uint8 in ``{0, 255}``, with :data:`CROWD_VALUE` where a crowd region is not covered by
+    an instance: a crowd of people is foreground no instance outlines, so its pixels fall
+    in the trimap's ignored band rather than teach that people are background. Its objects
+    are the non-crowd annotations' boxes of at least 1 × 1 px.
 
     Degradations, applied to each instance's mask before the union, drawn from
     ``numpy.random.default_rng([seed, index])`` with ``seed`` the one ``read_group`` or
@@ -118,6 +124,7 @@ class CocoSource:
         self._sizes: list[tuple[int, int]] = []
         self._boxes: list[np.ndarray] = []
         self._instances: list[list[tuple[object, np.ndarray]]] = []
+        self._crowds: list[list[object]] = []
         missing = []
         for image_id in sorted(images):
             name = self._add(images[image_id], annotations.get(image_id, []), files)
@@ -134,7 +141,7 @@ class CocoSource:
             rng = np.random.default_rng(seed)
             keep = np.sort(rng.choice(len(self.paths), max(1, round(fraction * len(
                 self.paths))), replace=False))
-            for attr in ("paths", "_sizes", "_boxes", "_instances"):
+            for attr in ("paths", "_sizes", "_boxes", "_instances", "_crowds"):
                 setattr(self, attr, [getattr(self, attr)[k] for k in keep])
         self.group_of = np.arange(len(self.paths), dtype=np.int64) // self.group_size
         self.groups = int(self.group_of[-1]) + 1
@@ -175,12 +182,13 @@ class CocoSource:
         its file name when only the file is missing."""
         try:
             height, width = int(image["height"]), int(image["width"])
-            instances, boxes = [], []
+            instances, boxes, crowds = [], [], []
             for ann in annotations:
-                if ann.get("iscrowd", 0):
-                    continue
                 segmentation = _compact(ann["segmentation"])
                 if not segmentation:
+                    continue
+                if ann.get("iscrowd", 0):
+                    crowds.append(segmentation)
                     continue
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 if w >= 1 and h >= 1 and ann.get("area", 1) > 0:
@@ -201,6 +209,7 @@ class CocoSource:
         self._sizes.append((height, width))
         self._boxes.append(boxes_array[np.argsort(-area, kind="stable")])
         self._instances.append(instances)
+        self._crowds.append(crowds)
         return None
 
     def __len__(self) -> int:
@@ -216,7 +225,8 @@ class CocoSource:
         return self._boxes[index]
 
     def mask(self, index: int, seed: int) -> np.ndarray:
-        """``(h, w)`` uint8 mask in ``{0, 255}``: the union of the (degraded) instances."""
+        """``(h, w)`` uint8 mask: 255 on the union of the (degraded) instances, else
+        :data:`CROWD_VALUE` on crowd regions, else 0."""
         height, width = self._sizes[index]
         rles = [_rle(segmentation, height, width) for segmentation, _ in self._instances[index]]
         if not self.redraws_masks:
@@ -229,6 +239,9 @@ class CocoSource:
             for rle, (_, box) in zip(rles, self._instances[index], strict=True):
                 self._degrade_into(union, rle, box, rng)
         union *= 255
+        if self._crowds[index]:
+            crowd = mask_utils.merge([_rle(c, height, width) for c in self._crowds[index]])
+            union[(cv2.transpose(mask_utils.decode(crowd).T) > 0) & (union == 0)] = CROWD_VALUE
         return union
 
     def _degrade_into(self, union: np.ndarray, rle: dict, box: np.ndarray,
