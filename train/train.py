@@ -5,8 +5,9 @@ masks, or both.
 Recipe (the defaults): 227×227 crops around an object of the frame, jittered in scale
 (2^±0.25) and position (±16/224 of the window), flipped half the time; 56×56 trimap
 targets (p < 0.4 negative, p > 0.7 positive, the rest ignored); logistic loss summed over
-the non-ignored pixels; SGD, momentum 0.9, weight decay 5e-4, batch 256 per GPU, lr 0.01
-after 1,000 warm-up steps, cosine decay; bfloat16 autocast and channels-last on CUDA.
+the non-ignored pixels; SGD, momentum 0.9, weight decay 5e-4, batch 256 per GPU, lr 0.001
+after 1,000 warm-up steps, cosine decay; BatchNorm after each conv (--no-batch-norm
+for the plain AlexNet); bfloat16 autocast and channels-last on CUDA.
 
 Examples:
 

@@ -3,7 +3,8 @@ checkpoint, read from a JSON file and overridden from the command line.
 
 Defaults are the recipe this project trains with (the paper states the network, the
 crops and the loss, not the optimiser): SGD with momentum 0.9 and weight decay 5·10⁻⁴,
-batch 256, learning rate 0.01 after a linear warm-up of 1,000 steps, then a cosine
+batch 256, learning rate 0.001 after a linear warm-up of 1,000 steps (the loss is a sum
+over 3,136 cells, so its gradient is that many times a per-pixel mean's), then a cosine
 decay to zero at ``steps``. The loss is summed over a mask's non-ignored pixels and
 averaged over the batch (the paper's logistic loss).
 """

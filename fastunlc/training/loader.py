@@ -15,7 +15,15 @@ torch:
 5. a producer thread prepares the next ``prefetch`` batches on a side CUDA stream while
    the step runs; the step's stream waits on each batch's event, and the batch's tensors
    are recorded on that stream so that the allocator does not hand their memory back to
-   the side stream while the step still reads it (the hazard of torchvision PR 9606).
+   the side stream while the step still reads it.
+
+Two known torchvision problems with GPU decoding: nvJPEG's memory leak (torchvision
+issue 4378) was fixed in CUDA 11.6, and the wheels this package pins are built on CUDA
+13; ``decode_jpeg(device="cuda")`` allocates its outputs on the current stream but
+decodes on a stream of its own without waiting on it (torchvision PR 9606), so it can
+be handed memory that kernels still queued on the current stream will read. The
+producer therefore waits for the side stream to be idle before each batch's decoding:
+no kernel is queued on it when the decoder allocates.
 
 :func:`reference_loader` is the plain path: a ``torch.utils.data.DataLoader`` whose
 workers read each sample on its own, decode it with PIL and cut it with the same kernel.
@@ -320,6 +328,7 @@ class BatchLoader:
         indices = np.array([index for _, index in picks])
         if self._stream is None:
             return self._cut(samples, windows, flips, indices, position, decoders), None
+        self._stream.synchronize()  # nothing queued when the decoder allocates (PR 9606)
         with torch.cuda.stream(self._stream):
             batch = self._cut(samples, windows, flips, indices, position, decoders)
             event = torch.cuda.Event()
