@@ -1,0 +1,116 @@
+"""An evaluation's run folder: its config, its checkpoint and its results.
+
+``RUN/`` holds ``config.json`` (what the run was started with), ``checkpoint.pt`` (while
+it trains: model, optimizer, schedule and RNG states and the iteration, written
+atomically, loaded with ``weights_only=True``), and at the end ``results.json`` (task,
+config, metrics, per-class or per-sequence rows, fastunlc's version, seconds) and
+``results.csv`` (the rows). ``results.json`` is written last: a folder holding it is a
+finished run, which ``eval/table.py`` reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import InputError
+from ..files import atomic_path, atomic_write
+
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"
+RESULTS = "results.json"
+ROWS = "results.csv"
+
+
+class RunFolderError(InputError):
+    """A run folder that does not fit the command (one line, naming the folder)."""
+
+
+def start_run(run: str | Path, config: Mapping[str, Any], resume: bool) -> Path:
+    """Create or reopen ``run`` for ``config``.
+
+    A new run needs a folder without a config; ``resume`` needs one whose ``config.json``
+    equals ``config`` (so that a resumed run computes what the first one started).
+
+    Raises
+    ------
+    RunFolderError
+        The folder holds another run, or there is nothing to resume.
+    """
+    run = Path(run)
+    saved = run / CONFIG
+    plain = json.loads(json.dumps(dict(config)))  # tuples as lists, as the file holds them
+    if saved.is_file():
+        if not resume:
+            raise RunFolderError(run, "holds a run already; pass --resume to continue it or "
+                                      "choose another --out")
+        previous = json.loads(saved.read_text())
+        changed = sorted(k for k in previous.keys() | plain.keys()
+                         if previous.get(k) != plain.get(k))
+        if changed:
+            raise RunFolderError(run, f"--resume needs the run's own settings; "
+                                      f"{', '.join(changed)} differ")
+        return run
+    if resume:
+        raise RunFolderError(run, f"no {CONFIG} to resume from")
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write(saved, json.dumps(plain, indent=1) + "\n")
+    return run
+
+
+def save_checkpoint(run: Path, state: Mapping[str, Any]) -> None:
+    """Write ``RUN/checkpoint.pt`` atomically (tensors, numbers, strings, lists, dicts)."""
+    import torch
+
+    with atomic_path(run / CHECKPOINT) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def load_checkpoint(run: Path) -> dict[str, Any] | None:
+    """``RUN/checkpoint.pt`` (``weights_only=True``), or None when there is none."""
+    import torch
+
+    path = run / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise RunFolderError(path, f"unreadable checkpoint ({type(err).__name__})") from None
+
+
+def write_results(run: Path, task: str, config: Mapping[str, Any], metrics: Mapping[str, Any],
+                  rows: Sequence[Mapping[str, Any]], seconds: float) -> dict[str, Any]:
+    """Write ``results.csv`` (``rows``, columns in the first row's order) then
+    ``results.json``; returns the latter's content."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write(run / ROWS, buffer.getvalue())
+    results = {"task": task, "config": json.loads(json.dumps(dict(config))),
+               "metrics": dict(metrics), "rows": [dict(r) for r in rows],
+               "fastunlc": __version__, "seconds": round(seconds, 3),
+               "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write(run / RESULTS, json.dumps(results, indent=1) + "\n")
+    return results
+
+
+def read_results(run: str | Path) -> dict[str, Any]:
+    """A finished run's ``results.json``.
+
+    Raises InputError when ``run`` is not a finished run."""
+    path = Path(run) / RESULTS
+    if not path.is_file():
+        raise InputError(Path(run), f"no {RESULTS} (not a finished evaluation run)")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise InputError(path, f"unreadable ({err})") from None
