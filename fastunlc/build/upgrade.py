@@ -63,8 +63,11 @@ def upgrade_dataset(root: str | os.PathLike[str],
     record = root / "build.json"
     if not record.is_file() or not (root / dataset.MANIFEST).is_dir():
         raise InputError(root, "not a fastunlc dataset (no build.json and manifest/)")
-    plan = json.loads(record.read_text())
-    found = int(plan.get("format", 1))
+    try:
+        plan = json.loads(record.read_text())
+        found = int(plan.get("format", 1))
+    except (ValueError, TypeError, AttributeError) as err:
+        raise InputError(record, f"unreadable ({err})") from None
     if found > dataset.FORMAT:
         raise InputError(root, f"dataset format {found} is newer than this fastunlc "
                                f"({dataset.FORMAT}): upgrade fastunlc")
