@@ -81,6 +81,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-every", type=int, default=1000, metavar="N")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its checkpoint.pt")
+    parser.add_argument("--label", default="",
+                        help="the initialisation's name in eval/table.py's report "
+                             "(default: the weights' file or run-folder name)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             images=args.images, seed=args.seed, lr=args.lr, iterations=args.iterations,
             batch_size=args.batch_size, scales=tuple(args.scales),
             test_scales=tuple(args.test_scales or args.scales), max_size=args.max_size,
-            rois_per_image=args.rois_per_image)
+            rois_per_image=args.rois_per_image, label=args.label)
         results = run_detection(config, args.out, device=args.device, workers=args.workers,
                                 checkpoint_every=args.checkpoint_every, resume=args.resume,
                                 progress=not args.quiet)

