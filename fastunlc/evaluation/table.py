@@ -207,8 +207,14 @@ def write_report(paths: Sequence[str | Path], out: str | Path, metric: str | Non
         cells = collate(runs, task, metric if task == "detection" else None)
         if not cells:
             continue
-        label = metric or MAIN_METRIC[task]
-        sections.append(transfer_table(cells, f"{title}: {label}"))
+        label = metric if task == "detection" and metric else MAIN_METRIC[task]
+        # one table per dataset (VOC 2007 and Stanford 40 are both "classification")
+        datasets = sorted({str(r["config"].get("dataset", "")) for r in runs
+                           if r["task"] == task})
+        for dataset in datasets:
+            chosen = [r for r in runs if str(r["config"].get("dataset", "")) == dataset]
+            name = f"{title}, {dataset}" if dataset else title
+            sections.append(transfer_table(collate(chosen, task, label), f"{name}: {label}"))
         if task == "detection":
             for name, plot in (("figure8_ap_vs_frozen_depth.png", plot_against_depth),
                                ("figure10_ap_vs_training_images.png", plot_against_size)):
