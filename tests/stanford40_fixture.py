@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .voc_fixture import class_colour
+from fastunlc.evaluation.toy import class_colour
 
 
 @dataclass

@@ -9,6 +9,7 @@ import torch
 
 from fastunlc.errors import InputError
 from fastunlc.evaluation import runs, voc
+from fastunlc.evaluation.toy import make_sbd, make_voc_devkit
 from fastunlc.evaluation.trunk import (
     FREEZE_CHOICES,
     freeze_trunk,
@@ -16,8 +17,6 @@ from fastunlc.evaluation.trunk import (
     load_trunk_weights,
 )
 from fastunlc.training.model import MaskAlexNet, plain_state_dict, torchvision_layout
-
-from .voc_fixture import make_sbd, make_voc_devkit
 
 
 @pytest.fixture(scope="module")

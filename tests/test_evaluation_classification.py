@@ -25,10 +25,10 @@ from fastunlc.evaluation.classification import (
     voc07_task,
 )
 from fastunlc.evaluation.ranking import class_aps, one_vs_rest, ranked_ap
+from fastunlc.evaluation.toy import make_voc_devkit
 from fastunlc.evaluation.trunk import load_trunk_weights
 
 from .stanford40_fixture import make_stanford40
-from .voc_fixture import make_voc_devkit
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = ROOT / "eval" / "classification.py"

@@ -16,11 +16,10 @@ import torch
 from torchvision.ops import box_iou
 
 from fastunlc.evaluation import detection, runs
+from fastunlc.evaluation.toy import make_voc_devkit
 from fastunlc.evaluation.trunk import freeze_trunk, keep_frozen_in_eval
 from fastunlc.evaluation.voc import voc_folder
 from fastunlc.training.model import MaskAlexNet
-
-from .voc_fixture import make_voc_devkit
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = ROOT / "eval" / "detection.py"

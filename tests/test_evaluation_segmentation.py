@@ -25,9 +25,8 @@ from fastunlc.evaluation.segmentation import (
     training_ids,
     upsample_scores,
 )
+from fastunlc.evaluation.toy import make_sbd, make_voc_devkit
 from fastunlc.training.model import INPUT_SIZE, MaskAlexNet
-
-from .voc_fixture import make_sbd, make_voc_devkit
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = ROOT / "eval" / "segmentation.py"

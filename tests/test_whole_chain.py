@@ -1,6 +1,7 @@
 """The whole chain, as the README's "From videos to Table 1" runs it: `fastunlc build` on
 real sample videos → a short `train/` run → detection on a small generated VOC-layout
-set, from the trained trunk and from random weights → the Table 1-style report."""
+set (``eval/toy_voc.py``), from the trained trunk and from random weights → the Table
+1-style report."""
 
 import json
 import subprocess
@@ -8,8 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from .voc_fixture import make_voc_devkit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,12 +26,12 @@ def test_videos_to_table_1(real_dataset, tmp_path):
     program("train/train.py", "--data", real_dataset, "--out", run, "--device", "cpu",
             "--steps", "8", "--batch-size", "4", "--workers", "1", "--window", "1",
             "--warmup-steps", "2", "--log-every", "4", "--quiet")
-    voc = make_voc_devkit(tmp_path / "voc", "2007", images=8, seed=5)
+    program("eval/toy_voc.py", "--out", tmp_path / "voc", "--images", 8, "--seed", 5)
     detection = []
     for weights in (run, "random"):
         for freeze in ("conv5", "none"):
             out = tmp_path / "runs" / f"det-{Path(weights).name}-{freeze}"
-            program("eval/detection.py", "--voc", voc.devkit, "--year", "2007",
+            program("eval/detection.py", "--voc", tmp_path / "voc" / "VOCdevkit", "--year", "2007",
                     "--weights", weights, "--freeze", freeze, "--iterations", "2",
                     "--scales", "96", "--test-scales", "96", "--max-size", "200",
                     "--rois-per-image", "16", "--workers", "0", "--quiet", "--out", out)

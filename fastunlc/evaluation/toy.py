@@ -1,4 +1,5 @@
-"""Tiny PASCAL VOC and SBD folders in their real layouts, made by the tests.
+"""Toy PASCAL VOC and SBD folders in their real layouts: for trying the evaluation
+programs without the real datasets (``eval/toy_voc.py``) and for the tests.
 
 Each image is a smooth random background with one to three filled rectangles, each of a
 class (its colour depends on the class, so that a network can learn something in a few
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fastunlc.evaluation.voc import VOC_CLASSES, VOID
+from .voc import VOC_CLASSES, VOID
 
 
 @dataclass
