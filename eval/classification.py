@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         results = run_classification(
             task, args.weights, args.freeze, args.out, schedule=schedule, resize=args.resize,
             resume=args.resume, device=args.device, workers=args.workers,
-            checkpoint_every=args.checkpoint_every, progress=not args.quiet, label=args.label)
+            checkpoint_every=args.checkpoint_every, progress=not args.quiet, label=args.label,
+            keep_checkpoint=args.keep_checkpoint)
     except (FastUNLCError, ValueError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(json.dumps(results["metrics"], indent=1))

@@ -81,6 +81,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-every", type=int, default=1000, metavar="N")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its checkpoint.pt")
+    parser.add_argument("--keep-checkpoint", action="store_true",
+                        help="keep checkpoint.pt (about 470 MB) when the run finishes "
+                             "(default: deleted; results.json is the finished run)")
     parser.add_argument("--label", default="",
                         help="the initialisation's name in eval/table.py's report "
                              "(default: the weights' file or run-folder name)")
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             rois_per_image=args.rois_per_image, label=args.label)
         results = run_detection(config, args.out, device=args.device, workers=args.workers,
                                 checkpoint_every=args.checkpoint_every, resume=args.resume,
+                                keep_checkpoint=args.keep_checkpoint,
                                 progress=not args.quiet)
     except (FastUNLCError, ValueError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")

@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             args.voc, args.sbd, args.weights, args.freeze, args.out,
             schedule=schedule_from_args(args, SCHEDULE), resume=args.resume,
             device=args.device, workers=args.workers, checkpoint_every=args.checkpoint_every,
-            progress=not args.quiet, label=args.label)
+            progress=not args.quiet, label=args.label,
+            keep_checkpoint=args.keep_checkpoint)
     except (FastUNLCError, ValueError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(json.dumps(results["metrics"], indent=1))

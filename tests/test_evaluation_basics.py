@@ -138,4 +138,7 @@ def test_run_folder_refuses_a_second_run_and_a_changed_resume(tmp_path):
     rows = [{"class": "cat", "ap": 0.5}, {"class": "dog", "ap": 0.25}]
     written = runs.write_results(run, "detection", config, {"map": 0.375}, rows, 1.5)
     assert runs.read_results(run) == written and written["metrics"]["map"] == 0.375
+    assert runs.load_checkpoint(run) is None  # a finished run keeps its results only
+    with pytest.raises(runs.RunFolderError, match=r"is finished .*nothing to resume"):
+        runs.start_run(run, config, resume=True)
     assert (run / runs.ROWS).read_text() == "class,ap\ncat,0.5\ndog,0.25\n"

@@ -129,7 +129,7 @@ class Stop(Exception):
 def test_resumed_run_matches_the_uninterrupted_one(devkit, tmp_path, monkeypatch):
     config = detection.DetectionConfig(voc=str(devkit.devkit), freeze="conv2", seed=4,
                                        **SMALL)
-    options = dict(workers=0, checkpoint_every=2, progress=False)
+    options = dict(workers=0, checkpoint_every=2, progress=False, keep_checkpoint=True)
     straight = detection.run_detection(config, tmp_path / "straight", **options)
     save = runs.save_checkpoint
 
@@ -188,7 +188,7 @@ def test_program_runs_end_to_end_on_a_tiny_voc2007(devkit, tmp_path):
     assert [r["class"] for r in table] == [r["class"] for r in rows]
     assert list(table[0]) == ["class", "ap_voc07", "ap_area", "positives", "detections"]
     assert json.loads(done.stdout)["map_area"] == metrics["map_area"]
-    (run / runs.CHECKPOINT).unlink()  # 0.5 GB
+    assert not (run / runs.CHECKPOINT).exists()  # 0.5 GB; a finished run is its results
 
 
 def test_program_errors_are_one_line_and_help_states_the_protocol(tmp_path, capsys):

@@ -154,7 +154,7 @@ def test_program_runs_end_to_end_on_voc2011_and_sbd(datasets, tmp_path):
     assert [r["class"] for r in rows] == list(CLASSES)
     labelled = sum(int((voc11.segmentations[i] != voc.VOID).sum()) for i in voc11.splits["val"])
     assert sum(int(r["pixels"]) for r in rows) == labelled
-    assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == 3
+    assert not (run / "checkpoint.pt").exists()  # a finished run is its results
 
 
 def test_wrong_paths_are_one_line_errors(datasets, tmp_path, capsys):

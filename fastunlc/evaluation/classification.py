@@ -386,6 +386,9 @@ def add_fine_tune_arguments(parser: argparse.ArgumentParser, defaults: Schedule)
                         help="default: cuda when torch sees a GPU")
     parser.add_argument("--workers", type=int, default=4,
                         help="image-reading processes (default 4; 0: in this one)")
+    parser.add_argument("--keep-checkpoint", action="store_true",
+                        help="keep checkpoint.pt when the run finishes (default: deleted; "
+                             "results.json is the finished run)")
     parser.add_argument("--label", default="",
                         help="the initialisation's name in eval/table.py's report "
                              "(default: the weights' file or run-folder name)")
@@ -455,7 +458,8 @@ def classification_metrics(task: Task, scores: np.ndarray
 def run_classification(task: Task, weights: str, freeze: str, out: str | os.PathLike[str], *,
                        schedule: Schedule = SCHEDULE, resize: int = RESIZE,
                        resume: bool = False, device: str | None = "cpu", workers: int = 0,
-                       checkpoint_every: int = 1000, progress: bool = True, label: str = ""
+                       checkpoint_every: int = 1000, progress: bool = True, label: str = "",
+                       keep_checkpoint: bool = False
                        ) -> dict[str, Any]:
     """Fine-tune on ``task``'s training images, score its test images, write ``out``'s
     results (:func:`.runs.write_results`, task ``"classification"``); returns them.
@@ -495,4 +499,4 @@ def run_classification(task: Task, weights: str, freeze: str, out: str | os.Path
     metrics, rows = classification_metrics(task, scores)
     return runs.write_results(run, "classification",
                               {**config, "device": target.type, "trunk_layers_loaded": loaded},
-                              metrics, rows, time.perf_counter() - began)
+                              metrics, rows, time.perf_counter() - began, keep_checkpoint)

@@ -413,7 +413,7 @@ def _number(value: float) -> float | None:
 
 def run_detection(config: DetectionConfig, run: str | Path, device: str = "cpu",
                   workers: int = 2, checkpoint_every: int = 1000, resume: bool = False,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, keep_checkpoint: bool = False) -> dict[str, Any]:
     """Train the detector of ``config`` and score it on the test split; returns the run's
     ``results.json`` content.
 
@@ -501,4 +501,4 @@ def run_detection(config: DetectionConfig, run: str | Path, device: str = "cpu",
                "classes_scored": sum(c.positives > 0 for c in scored.classes),
                "train_images": len(train_set), "test_images": len(test_set)}
     return runs.write_results(folder, TASK, config.to_dict(), metrics, rows,
-                              time.perf_counter() - began)
+                              time.perf_counter() - began, keep_checkpoint)

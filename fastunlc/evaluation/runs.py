@@ -2,7 +2,8 @@
 
 ``RUN/`` holds ``config.json`` (what the run was started with), ``checkpoint.pt`` (while
 it trains: model, optimizer, schedule and RNG states and the iteration, written
-atomically, loaded with ``weights_only=True``), and at the end ``results.json`` (task,
+atomically, loaded with ``weights_only=True``; deleted when the run finishes unless
+asked to keep it), and at the end ``results.json`` (task,
 config, metrics, per-class or per-sequence rows, fastunlc's version, seconds) and
 ``results.csv`` (the rows). ``results.json`` is written last: a folder holding it is a
 finished run, which ``eval/table.py`` reads.
@@ -50,6 +51,9 @@ def start_run(run: str | Path, config: Mapping[str, Any], resume: bool) -> Path:
         if not resume:
             raise RunFolderError(run, "holds a run already; pass --resume to continue it or "
                                       "choose another --out")
+        if (run / RESULTS).is_file():
+            raise RunFolderError(run, f"is finished ({RESULTS} holds its results); nothing "
+                                      "to resume")
         previous = json.loads(saved.read_text())
         changed = sorted(k for k in previous.keys() | plain.keys()
                          if previous.get(k) != plain.get(k))
@@ -86,9 +90,12 @@ def load_checkpoint(run: Path) -> dict[str, Any] | None:
 
 
 def write_results(run: Path, task: str, config: Mapping[str, Any], metrics: Mapping[str, Any],
-                  rows: Sequence[Mapping[str, Any]], seconds: float) -> dict[str, Any]:
+                  rows: Sequence[Mapping[str, Any]], seconds: float,
+                  keep_checkpoint: bool = False) -> dict[str, Any]:
     """Write ``results.csv`` (``rows``, columns in the first row's order) then
-    ``results.json``; returns the latter's content."""
+    ``results.json``, and delete ``checkpoint.pt`` unless ``keep_checkpoint``: a
+    finished run is its results (a detector's checkpoint is about 470 MB, and Table 1
+    takes dozens of runs). Returns ``results.json``'s content."""
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
@@ -100,6 +107,8 @@ def write_results(run: Path, task: str, config: Mapping[str, Any], metrics: Mapp
                "fastunlc": __version__, "seconds": round(seconds, 3),
                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     atomic_write(run / RESULTS, json.dumps(results, indent=1) + "\n")
+    if not keep_checkpoint:
+        (run / CHECKPOINT).unlink(missing_ok=True)
     return results
 
 

@@ -279,7 +279,8 @@ def run_segmentation(devkit: str | os.PathLike[str], sbd: str | os.PathLike[str]
                      weights: str, freeze: str, out: str | os.PathLike[str], *,
                      schedule: Schedule = SCHEDULE, resume: bool = False,
                      device: str | None = "cpu", workers: int = 0, checkpoint_every: int = 1000,
-                     progress: bool = True, label: str = "") -> dict[str, Any]:
+                     progress: bool = True, label: str = "",
+                     keep_checkpoint: bool = False) -> dict[str, Any]:
     """Train FCN-32s on VOC 2011 train (+ SBD train), score VOC 2011 val, write
     ``out``'s results (:func:`.runs.write_results`, task ``"segmentation"``, one row per
     class); returns them.
@@ -333,4 +334,4 @@ def run_segmentation(devkit: str | os.PathLike[str], sbd: str | os.PathLike[str]
             for k, name in enumerate(CLASSES)]
     return runs.write_results(run, "segmentation",
                               {**config, "device": target.type, "trunk_layers_loaded": loaded},
-                              metrics, rows, time.perf_counter() - began)
+                              metrics, rows, time.perf_counter() - began, keep_checkpoint)
