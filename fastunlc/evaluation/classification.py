@@ -343,18 +343,6 @@ def fine_tune(model: nn.Module, parameters: list[nn.Parameter], schedule: Schedu
     bar.close()
 
 
-def resolve_device(name: str | None) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or None (cuda when torch sees a GPU); raises ValueError for
-    cuda when torch sees none."""
-    if name is None:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda, but torch sees no GPU; pass --device cpu")
-    return torch.device(name)
-
-
 def add_fine_tune_arguments(parser: argparse.ArgumentParser, defaults: Schedule) -> None:
     """The options of ``eval/classification.py`` and ``eval/segmentation.py`` (their
     weights, freezing, run folder and :class:`Schedule`; ``defaults`` for the help)."""
@@ -472,7 +460,7 @@ def run_classification(task: Task, weights: str, freeze: str, out: str | os.Path
         raise ValueError(f"resize must be >= {INPUT_SIZE} (the crop), got {resize}")
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-    target = resolve_device(device)
+    target = runs.resolve_device(device)
     config = {"dataset": task.name, "data": task.source, "weights": str(weights),
               "freeze": freeze, "resize": resize, "label": label, **asdict(schedule)}
     trunk, loaded = load_trunk_weights(weights, seed=schedule.seed)

@@ -75,6 +75,7 @@ from torchvision.ops import batched_nms, roi_pool
 from ..errors import InputError
 from ..training.crops import MEAN, STD
 from ..training.model import CONVS, MaskAlexNet
+from ..training.run import rng_state, set_rng_state
 from . import runs
 from .metrics import Detections, evaluate_detections
 from .trunk import FREEZE_CHOICES, RANDOM, freeze_trunk, keep_frozen_in_eval, load_trunk_weights
@@ -346,28 +347,6 @@ class TrainOrder:
             yield [self.sample(first + j) for j in range(self.batch_size)]
 
 
-def resolve_device(name: str) -> torch.device:
-    """``cpu`` or ``cuda``; ValueError when ``cuda`` is asked for and absent."""
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda, but torch sees no GPU; pass --device cpu")
-    return torch.device(name)
-
-
-def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 def _to_device(batch: list, device: torch.device) -> tuple[list[torch.Tensor], list[dict]]:
     images = [image.to(device, non_blocking=True).float().div_(255) for image, _ in batch]
     targets = [{k: v.to(device, non_blocking=True) for k, v in target.items()}
@@ -434,7 +413,7 @@ def run_detection(config: DetectionConfig, run: str | Path, device: str = "cpu",
     from tqdm import tqdm
 
     began = time.perf_counter()
-    target = resolve_device(device)
+    target = runs.resolve_device(device)
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     root = voc_folder(config.voc, config.year)
@@ -459,7 +438,7 @@ def run_detection(config: DetectionConfig, run: str | Path, device: str = "cpu",
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start = int(checkpoint["iteration"])
-        _set_rng_state(checkpoint["rng"], target)
+        set_rng_state(checkpoint["rng"], target)
 
     order = TrainOrder(len(train_set), config.batch_size, config.seed, start,
                        config.iterations)
@@ -490,7 +469,7 @@ def run_detection(config: DetectionConfig, run: str | Path, device: str = "cpu",
             runs.save_checkpoint(folder, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "iteration": done,
-                "rng": _rng_state(target)})
+                "rng": rng_state(target)})
     bar.close()
 
     detections = detect(model, test_set, target, config.test_scales, workers, progress)

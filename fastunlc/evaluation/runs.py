@@ -68,6 +68,20 @@ def start_run(run: str | Path, config: Mapping[str, Any], resume: bool) -> Path:
     return run
 
 
+def resolve_device(name: str | None):
+    """The ``torch.device`` of ``"cpu"``, ``"cuda"`` or None (cuda when torch sees a
+    GPU); ValueError for cuda when torch sees none."""
+    import torch
+
+    if name is None:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but torch sees no GPU; pass --device cpu")
+    return torch.device(name)
+
+
 def save_checkpoint(run: Path, state: Mapping[str, Any]) -> None:
     """Write ``RUN/checkpoint.pt`` atomically (tensors, numbers, strings, lists, dicts)."""
     import torch

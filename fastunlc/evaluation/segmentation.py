@@ -58,7 +58,6 @@ from .classification import (
     fine_tune,
     load_image,
     loader,
-    resolve_device,
 )
 from .trunk import freeze_trunk, load_trunk_weights
 
@@ -290,7 +289,7 @@ def run_segmentation(devkit: str | os.PathLike[str], sbd: str | os.PathLike[str]
     began = time.perf_counter()
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-    target = resolve_device(device)
+    target = runs.resolve_device(device)
     voc_root = voc.voc_folder(devkit, "2011")
     sbd_root = voc.sbd_folder(sbd) if sbd is not None else None
     pairs = training_ids(voc_root, sbd_root)

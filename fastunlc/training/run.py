@@ -105,14 +105,17 @@ def peak_flops(device: torch.device) -> float | None:
     return next((peak for key, peak in PEAK_BF16_FLOPS.items() if key in name), None)
 
 
-def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """torch's RNG states, the CPU's and ``device``'s when it is a GPU (a checkpoint's
+    part that makes a resumed run draw what an uninterrupted one draws)."""
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Restore what :func:`rng_state` saved."""
     torch.set_rng_state(state["torch"])
     if "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -262,7 +265,7 @@ def _train(config: TrainConfig, run: Path, ranks: Ranks, device: torch.device,
                                 weight_decay=config.weight_decay)
     if checkpoint:
         optimizer.load_state_dict(checkpoint["optimizer"])
-        _set_rng_state(checkpoint["rng"][ranks.rank], device)
+        set_rng_state(checkpoint["rng"][ranks.rank], device)
     else:
         # Dropout masks differ between ranks, as the batches do.
         torch.manual_seed(int(np.random.SeedSequence([config.seed, ranks.rank, 2])
@@ -392,7 +395,7 @@ def _profiler(run: Path, device: torch.device) -> torch.profiler.profile:
 def _checkpoint(run: Path, model: MaskAlexNet, optimizer: torch.optim.Optimizer,
                 config: TrainConfig, step: int, position: int, ranks: Ranks,
                 device: torch.device) -> None:
-    rng = _gather(_rng_state(device), ranks)
+    rng = _gather(rng_state(device), ranks)
     if ranks.rank == 0:
         weights = plain_state_dict(model)
         save_atomic({"step": step, "model": weights, "optimizer": optimizer.state_dict(),
