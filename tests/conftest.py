@@ -9,6 +9,14 @@ the reason.
 
 from __future__ import annotations
 
+import os
+
+# The CUDA backend's tests run on Numba's CUDA simulator where no GPU is present (as
+# in CI). Numba reads this when it is first imported, so it is set before any test
+# module imports fastunlc.
+if not os.path.exists("/dev/nvidia0"):
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 import subprocess
 import sys
 import tempfile

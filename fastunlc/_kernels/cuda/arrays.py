@@ -1,0 +1,46 @@
+"""Device arrays and launch shapes shared by the CUDA kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda
+
+BLOCK_1D = 128
+"""Threads per block of a 1-D launch (a multiple of the 32-thread warp)."""
+BLOCK_2D = (8, 16)
+"""Threads per block of a 2-D launch, (rows, columns): 128 threads."""
+
+
+def as_device(array, stream=0):
+    """A device array for ``array`` without copying what is already on the GPU.
+
+    Parameters
+    ----------
+    array : numpy.ndarray or object with ``__cuda_array_interface__``
+        A host array is copied to the GPU on ``stream``; a device array (Numba's, a
+        torch CUDA tensor, a CuPy array) is wrapped zero-copy.
+    stream : numba.cuda.Stream or 0
+        Stream of the copy (0: the default stream).
+
+    Returns
+    -------
+    numba.cuda.cudadrv.devicearray.DeviceNDArray
+    """
+    if cuda.is_cuda_array(array):
+        return cuda.as_cuda_array(array)
+    return cuda.to_device(np.ascontiguousarray(array), stream=stream)
+
+
+def launch_1d(n: int, block: int = BLOCK_1D) -> tuple[int, int]:
+    """``(blocks, threads)`` covering ``n >= 0`` items, at least one block; a grid
+    smaller than ``block`` gets a single block of just enough (warp-rounded) threads."""
+    threads = min(block, max(32, -(-n // 32) * 32))
+    return max(1, -(-n // threads)), threads
+
+
+def launch_2d(rows: int, columns: int, block: tuple[int, int] = BLOCK_2D
+              ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((blocks_y, blocks_x), (threads_y, threads_x))`` covering a ``rows x columns``
+    grid, one thread per element: thread ``(y, x)`` is ``cuda.grid(2)``."""
+    ty, tx = min(block[0], max(1, rows)), min(block[1], max(1, columns))
+    return (max(1, -(-rows // ty)), max(1, -(-columns // tx))), (ty, tx)
