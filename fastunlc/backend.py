@@ -1,11 +1,16 @@
 """The one place where a backend name becomes the kernels that run the stages.
 
-Stage modules never branch on the device: they ask :func:`kernels` for the kernel
-modules of ``config.device`` and call them. Today only ``cpu`` is built (Numba kernels
-in :mod:`fastunlc._kernels.cpu`, the C++ coarse-to-fine flow in ``fastunlc._C``); a
-``cuda`` backend will resolve to modules with the same names and the same out-array
-contracts. This module imports nothing heavy at import time, so :mod:`fastunlc.config`
-can check a device name without loading Numba.
+Two backends exist. ``cpu`` (the default): Numba kernels in :mod:`fastunlc._kernels.cpu`
+that the stage modules call frame by frame into out-arrays, and the C++ coarse-to-fine
+flow in ``fastunlc._C``. ``cuda``: Numba CUDA kernels in :mod:`fastunlc._kernels.cuda`,
+each batched over a whole shot and working on device arrays, which
+:mod:`fastunlc.resident` chains so that a shot stays on the GPU from frames to masks.
+
+A stage's public function takes ``config.device`` to this module and asks the returned
+:class:`Kernels` for its stage's module; it never imports a backend itself. A name is
+checked without importing anything (:func:`check_device`, so a config naming ``cuda``
+can be made on a machine without a GPU, e.g. a Ray head node); the GPU itself is looked
+for when the kernels are first asked for (:func:`kernels`).
 
 >>> from fastunlc.backend import kernels
 >>> k = kernels("cpu")                                   # doctest: +SKIP
@@ -15,44 +20,43 @@ can check a device name without loading Numba.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 from typing import Literal
 
+from .errors import BackendUnavailable
+
 Device = Literal["cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 """Every device name a config may carry."""
-BUILT: tuple[str, ...] = ("cpu",)
-"""The devices whose kernels exist in this build."""
 
-# Kernel modules every backend provides: fastunlc._kernels.<device>.<name>, each the
-# Kernels attribute of the same name.
-_STAGES = ("colour", "descriptors", "histograms", "kts", "saliency", "slic", "voting")
+# The kernel modules of each backend: fastunlc._kernels.<device>.<name>. The CPU's
+# flow is the compiled extension (Kernels.flow).
+STAGES: dict[str, tuple[str, ...]] = {
+    "cpu": ("colour", "descriptors", "histograms", "kts", "saliency", "slic", "voting"),
+    "cuda": ("arrays", "colour", "descriptors", "flow", "graph", "saliency", "shots", "slic",
+             "voting"),
+}
 
 
 def check_device(device: object) -> None:
-    """Raise ValueError, in one line naming ``device``, unless its backend is built.
+    """Raise ValueError, in one line naming ``device``, unless it is a backend's name.
 
     Parameters
     ----------
     device : str
-        ``"cpu"`` (built) or ``"cuda"`` (not built yet).
+        ``"cpu"`` or ``"cuda"``. Whether a GPU is present is :func:`kernels`'s question.
 
     Raises
     ------
     ValueError
-        ``device`` is not a known name, or names a backend this build lacks.
+        ``device`` is not a known name.
     """
     if not isinstance(device, str) or device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, got "
                          f"{device!r}")
-    if device not in BUILT:
-        raise ValueError(f"device {device!r}: the CUDA backend is not built yet; use "
-                         "device='cpu'")
 
 
-@dataclass(frozen=True, eq=False)
 class Kernels:
     """The kernel modules of one backend; get it from :func:`kernels`.
 
@@ -60,43 +64,51 @@ class Kernels:
     ----------
     device : str
         The backend's name.
-    colour, descriptors, histograms, kts, saliency, slic, voting : module
-        The compiled kernels of each stage, ``fastunlc._kernels.<device>.<name>``.
+    <stage> : module
+        ``fastunlc._kernels.<device>.<stage>`` for each name in ``STAGES[device]``,
+        imported on first use.
     flow : module
-        The coarse-to-fine flow (``fastunlc._C``), imported on use so that a build
-        without the C++ extension can still run the ``dis`` flow; ImportError saying how
-        to build it when it is missing.
+        On ``cpu`` the coarse-to-fine flow (``fastunlc._C``), imported on each use so
+        that a build without the C++ extension can still run the ``dis`` flow;
+        ImportError saying how to build it when it is missing.
     """
 
-    device: str
-    colour: ModuleType
-    descriptors: ModuleType
-    histograms: ModuleType
-    kts: ModuleType
-    saliency: ModuleType
-    slic: ModuleType
-    voting: ModuleType
+    def __init__(self, device: str) -> None:
+        self.device = device
 
-    @property
-    def flow(self) -> ModuleType:
-        # Looked up on each use (a sys.modules hit once loaded), not cached: a build
-        # without the extension must keep saying so.
-        try:
-            return importlib.import_module("fastunlc._C")
-        except ImportError as err:
-            raise ImportError(
-                "fastunlc._C (the compiled c2f flow) is not built: install fastunlc with "
-                "`pip install .` (needs CMake and a C++17 compiler with OpenMP), or use "
-                "UNLCConfig(flow='dis')") from err
+    def __getattr__(self, name: str) -> ModuleType:
+        if name == "flow" and self.device == "cpu":
+            return _compiled_flow()
+        if name not in STAGES.get(self.device, ()):
+            raise AttributeError(f"the {self.device} backend has no {name!r} kernels")
+        module = importlib.import_module(f"fastunlc._kernels.{self.device}.{name}")
+        setattr(self, name, module)  # later lookups skip __getattr__
+        return module
+
+    def __repr__(self) -> str:
+        return f"Kernels({self.device!r})"
+
+
+def _compiled_flow() -> ModuleType:
+    # Looked up on each use (a sys.modules hit once loaded), not cached: a build
+    # without the extension must keep saying so.
+    try:
+        return importlib.import_module("fastunlc._C")
+    except ImportError as err:
+        raise ImportError(
+            "fastunlc._C (the compiled c2f flow) is not built: install fastunlc with "
+            "`pip install .` (needs CMake and a C++17 compiler with OpenMP), or use "
+            "UNLCConfig(flow='dis')") from err
 
 
 def kernels(device: str = "cpu") -> Kernels:
-    """The kernels of ``device``, imported once and cached.
+    """The kernels of ``device``, made once and cached.
 
     Parameters
     ----------
     device : str
-        A built backend (``"cpu"``).
+        ``"cpu"``, or ``"cuda"`` where a GPU is visible (or Numba's CUDA simulator is
+        switched on with ``NUMBA_ENABLE_CUDASIM=1``).
 
     Returns
     -------
@@ -106,6 +118,8 @@ def kernels(device: str = "cpu") -> Kernels:
     ------
     ValueError
         As :func:`check_device`.
+    BackendUnavailable
+        ``cuda`` was asked for on a machine where it cannot run (the message says why).
     """
     check_device(device)
     return _load(device)
@@ -113,7 +127,26 @@ def kernels(device: str = "cpu") -> Kernels:
 
 @cache
 def _load(device: str) -> Kernels:
-    # Keyed on the name alone, so kernels() and kernels("cpu") are one object.
-    modules = {name: importlib.import_module(f"fastunlc._kernels.{device}.{name}")
-               for name in _STAGES}
-    return Kernels(device, **modules)
+    # Keyed on the name alone, so kernels() and kernels("cpu") are one object; a
+    # failed check is not cached, so a later call says the same again.
+    if device == "cuda":
+        require_gpu()
+    return Kernels(device)
+
+
+def require_gpu() -> None:
+    """Raise :class:`BackendUnavailable` unless Numba can run CUDA kernels here.
+
+    Imports ``numba.cuda`` (the ``gpu`` extra's numba-cuda) and asks it for a GPU; Numba's
+    CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) counts as one, which is how the tests run
+    the CUDA kernels on machines without a GPU.
+    """
+    try:
+        from numba import cuda
+    except ImportError as err:  # a Numba built without its CUDA target
+        raise BackendUnavailable(f"device 'cuda': numba.cuda cannot be imported ({err}); "
+                                 "install fastunlc[gpu]") from None
+    if not cuda.is_available():
+        raise BackendUnavailable(
+            "device 'cuda': no CUDA GPU is visible to Numba (check nvidia-smi, the driver "
+            "and CUDA_VISIBLE_DEVICES, and install fastunlc[gpu]); use device 'cpu'")

@@ -91,7 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fastunlc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     seg = sub.add_parser("segment", help="videos or frame folders in, soft masks out",
-                         description=SEGMENT_HELP, epilog=CONFIG_HELP % "--flow",
+                         description=SEGMENT_HELP, epilog=CONFIG_HELP % "--flow, --device",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     seg.add_argument("inputs", nargs="+", metavar="INPUT", help="video file or folder of frames")
     seg.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -99,6 +99,7 @@ def _build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--flow", choices=("c2f", "dis"), default=None,
                      help="optical flow: c2f = the reference's coarse-to-fine variational flow "
                           "(default), dis = OpenCV's DIS, faster; same as --set flow=...")
+    _add_device_option(seg)
     _add_config_options(seg)
     seg.add_argument("--start", type=int, default=0, metavar="N",
                      help="first source frame to use (0-based, default 0)")
@@ -111,7 +112,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="many videos in, a sharded training dataset out",
                            description=BUILD_HELP,
-                           epilog=CONFIG_HELP % "--flow, --min-foreground",
+                           epilog=CONFIG_HELP % "--flow, --device, --min-foreground",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     build.add_argument("inputs", nargs="+", metavar="INPUT",
                        help="video file, folder (searched recursively) or .txt list of paths")
@@ -119,7 +120,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="dataset folder (created; an unfinished build there is resumed)")
     build.add_argument("--workers", type=int, default=1, metavar="N",
                        help="worker processes (default 1; each gets an equal share of the "
-                            "cores)")
+                            "cores); with --device cuda, worker processes per visible GPU")
+    _add_device_option(build)
     build.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="where the work runs: local = a process pool on this machine "
                             "(default); ray = Ray tasks on a cluster (--address) or on a "
@@ -128,6 +130,10 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="with --engine ray: the cluster to join, 'auto' or HOST:PORT "
                             "(default: start a local instance); DATASET must be on storage "
                             "every node sees")
+    build.add_argument("--gpus-per-video", type=float, default=0.5, metavar="F",
+                       help="with --engine ray and --device cuda: GPUs each video asks for "
+                            "(default 0.5: two videos share a GPU, one decoding while the "
+                            "other's shot runs)")
     build.add_argument("--cpus-per-video", type=float, default=1.0, metavar="N",
                        help="with --engine ray: CPUs each video's task asks for (default 1)")
     build.add_argument("--frames-per-shot", type=_frame_range, default=(5, 10), metavar="A..B",
@@ -149,7 +155,9 @@ def _build_parser() -> argparse.ArgumentParser:
                             "failed (default: no limit)")
     build.add_argument("--max-memory", type=int, default=None, metavar="MB",
                        help="address space of each worker process; a video that needs more "
-                            "is recorded as failed (default: no limit)")
+                            "is recorded as failed (default: no limit; not applied with "
+                            "--device cuda, whose driver reserves more address space than "
+                            "it uses)")
     build.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
 
     show = sub.add_parser("show", help="a picture of random samples of a built dataset",
@@ -186,8 +194,28 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("fastunlc-demo"), metavar="DIR",
                       help="folder for the clip, masks, dataset and picture (default: "
                            "./fastunlc-demo, created)")
+    _add_device_option(demo)
     demo.add_argument("--quiet", action="store_true", help="errors only")
     return parser
+
+
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="where the kernels run: cpu (default) or cuda, which keeps each "
+                             "shot on the GPU (needs an NVIDIA GPU and fastunlc[gpu]); same as "
+                             "--set device=...")
+
+
+def _unavailable_backend(config: UNLCConfig) -> str | None:
+    """The one-line reason ``config.device`` cannot run on this machine, or None."""
+    from .backend import kernels
+    from .errors import BackendUnavailable
+
+    try:
+        kernels(config.device)
+    except BackendUnavailable as err:
+        return str(err)
+    return None
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -347,9 +375,12 @@ def _segment_one(path: str, name: str, args: argparse.Namespace, config: UNLCCon
 
 def _run_segment(args: argparse.Namespace) -> int:
     try:
-        config = _make_config(args, flow=args.flow)
+        config = _make_config(args, flow=args.flow, device=args.device)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    if (reason := _unavailable_backend(config)) is not None:
+        print(f"error: {reason}", file=sys.stderr)
         return 2
     from .output import unique_names
 
@@ -387,17 +418,22 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     if args.workers < 1 or args.videos_per_shard < 1:
         parser.error("--workers and --videos-per-shard must be >= 1")
-    if args.cpus_per_video <= 0:
-        parser.error("--cpus-per-video must be > 0")
+    if args.cpus_per_video <= 0 or args.gpus_per_video <= 0:
+        parser.error("--cpus-per-video and --gpus-per-video must be > 0")
     if args.max_frames is not None and args.max_frames < 2:
         parser.error("--max-frames must be >= 2")
     if (args.video_timeout is not None and args.video_timeout <= 0) or (
             args.max_memory is not None and args.max_memory < 256):
         parser.error("--video-timeout must be > 0 and --max-memory at least 256 MB")
     try:
-        config = _make_config(args, flow=args.flow, min_foreground=args.min_foreground)
+        config = _make_config(args, flow=args.flow, device=args.device,
+                              min_foreground=args.min_foreground)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    # A Ray cluster's GPUs are on its workers, not necessarily here.
+    if args.engine == "local" and (reason := _unavailable_backend(config)) is not None:
+        print(f"error: {reason}", file=sys.stderr)
         return 2
     options = BuildOptions(config, args.frames_per_shot, args.seed, args.videos_per_shard,
                            args.max_frames)
@@ -428,7 +464,8 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     try:
         # --workers is the local engine's, --address and --cpus-per-video the Ray engine's.
         if args.engine == "ray":
-            resources = Resources(cpus=args.cpus_per_video)
+            resources = Resources(cpus=args.cpus_per_video,
+                                  gpus=args.gpus_per_video if config.device == "cuda" else 0)
             engine_options: dict[str, object] = {"address": args.address}
         else:
             resources, engine_options = Resources(), {"workers": args.workers}
@@ -524,7 +561,8 @@ def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if not args.quiet:
             print(text, file=sys.stderr)
 
-    flags = ["--quiet"] if args.quiet else []
+    quiet = ["--quiet"] if args.quiet else []
+    flags = quiet + (["--device", args.device] if args.device else [])
     try:
         out.mkdir(parents=True, exist_ok=True)
         say(f"demo 1/4: generating a {CLIP_FRAMES}-frame synthetic clip")
@@ -541,7 +579,7 @@ def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             ["build", str(clip), "--out", str(out / "dataset"), *flags]), parser)
     if not status:
         say(f"demo 4/4: fastunlc show {out / 'dataset'}")
-        status = _run_show(parser.parse_args(["show", str(out / "dataset"), *flags]), parser)
+        status = _run_show(parser.parse_args(["show", str(out / "dataset"), *quiet]), parser)
     if not status:
         say(f"\nmasks:   {out / 'masks' / clip.stem}/masks/ (and report.json, preview.png)\n"
             f"dataset: {out / 'dataset'}/ (open it with fastunlc.dataset.PseudoGTDataset)\n"

@@ -32,7 +32,8 @@ class UNLCConfig:
 
     # -- where the kernels run ---------------------------------------------------------
     device: Device = "cpu"
-    """Backend of the compiled kernels (:mod:`fastunlc.backend`); only ``cpu`` is built."""
+    """Backend of the compiled kernels (:mod:`fastunlc.backend`): ``cpu``, or ``cuda`` to keep
+    each shot on the GPU from frames to masks (:mod:`fastunlc.resident`)."""
 
     # -- 0. input ------------------------------------------------------------------
     max_side: int = 650

@@ -16,3 +16,8 @@ class InputError(FastUNLCError, ValueError):
         self.source = str(source)
         self.reason = reason
         super().__init__(f"{self.source}: {reason}")
+
+
+class BackendUnavailable(FastUNLCError, RuntimeError):
+    """A backend this machine cannot run (``device="cuda"`` without a GPU); ``str(err)``
+    is one line saying why and what to do."""

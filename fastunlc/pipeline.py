@@ -101,6 +101,10 @@ def segment_shot(
     -------
     ShotSegmentation
     """
+    if config.device == "cuda":
+        from . import resident  # imports numba.cuda: only when asked for
+
+        return resident.segment_shot(frames, config, timer=timer, on_stage=on_stage)
     timer = timer or StageTimer()
     notify = on_stage or (lambda stage: None)
     frames = np.ascontiguousarray(frames)
@@ -135,9 +139,8 @@ def segment_shot(
 
     def motionless(peak: float) -> ShotSegmentation:
         # Nothing moves against the camera: every vote would be 0 (or amplified noise).
-        why = (f"no motion: peak saliency {peak:.3g} is below static_saliency_floor "
-               f"{config.static_saliency_floor:g}; masks are empty")
-        return ShotSegmentation(np.zeros((n, h, w), np.float32), "none", why, fraction, 0)
+        return ShotSegmentation(np.zeros((n, h, w), np.float32), "none",
+                                motionless_reason(peak, config), fraction, 0)
 
     # Bilinear upsampling never exceeds the largest sample, so this settles most
     # motionless shots before any superpixel is computed.
@@ -167,6 +170,12 @@ def segment_shot(
     with timer("voting"):
         masks = voting.consensus_voting(votes, transition, labels, offsets, config)
     return ShotSegmentation(masks, kind, reason, fraction, int(offsets[-1]))
+
+
+def motionless_reason(peak: float, config: UNLCConfig) -> str:
+    """The report's reason for a shot whose saliency never reaches the floor."""
+    return (f"no motion: peak saliency {peak:.3g} is below static_saliency_floor "
+            f"{config.static_saliency_floor:g}; masks are empty")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The backend switch: one place resolves a device to its kernels; stages never branch."""
+"""The backend switch: one place resolves a device to its kernels."""
 
 from __future__ import annotations
 
@@ -33,16 +33,61 @@ def test_cpu_flow_is_the_compiled_extension():
     assert backend.kernels("cpu").flow is _C
 
 
-@pytest.mark.parametrize("device, message", [
-    ("cuda", r"^device 'cuda': the CUDA backend is not built yet; use device='cpu'$"),
-    ("tpu", r"^device must be one of 'cpu', 'cuda', got 'tpu'$"),
-    (None, r"^device must be one of 'cpu', 'cuda', got None$"),
-])
-def test_unbuilt_and_unknown_devices_are_refused_in_one_line(device, message):
+@pytest.mark.parametrize("device", ["tpu", None, 0])
+def test_unknown_devices_are_refused_in_one_line(device):
+    message = rf"^device must be one of 'cpu', 'cuda', got {device!r}$"
     with pytest.raises(ValueError, match=message):
         backend.kernels(device)
-    with pytest.raises(ValueError, match=message.replace("^", "")):
+    with pytest.raises(ValueError, match=message):
         UNLCConfig(device=device)
+
+
+def test_cuda_resolves_lazily_to_the_numba_cuda_kernels():
+    # The tests run with Numba's CUDA simulator where there is no GPU (conftest.py).
+    k = backend.kernels("cuda")
+    assert k.device == "cuda" and backend.kernels("cuda") is k
+    from fastunlc._kernels.cuda import arrays
+
+    assert k.arrays is arrays
+    with pytest.raises(AttributeError, match="the cuda backend has no 'kts' kernels"):
+        k.kts  # noqa: B018
+
+
+NO_GPU = {"NUMBA_ENABLE_CUDASIM": "0", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _without_gpu(code: str) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **NO_GPU})
+
+
+def test_cuda_without_a_gpu_is_one_line_when_the_kernels_are_asked_for():
+    # A config may name cuda anywhere (a Ray head node has no GPU); the kernels may not.
+    out = _without_gpu(
+        "from fastunlc.config import UNLCConfig; from fastunlc.backend import kernels\n"
+        "from fastunlc.errors import BackendUnavailable\n"
+        "config = UNLCConfig(device='cuda')\n"
+        "try:\n    kernels(config.device)\n"
+        "except BackendUnavailable as err:\n    print(err)")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "device 'cuda': no CUDA GPU is visible to Numba (check nvidia-smi, the driver and "
+        "CUDA_VISIBLE_DEVICES, and install fastunlc[gpu]); use device 'cpu'"]
+
+
+@pytest.mark.parametrize("command", ["segment", "build"])
+def test_cli_device_cuda_without_a_gpu_says_so_in_one_line(tmp_path, command):
+    clip = tmp_path / "clip"
+    clip.mkdir()  # never read: the device is checked first
+    out = _without_gpu(f"import sys; from fastunlc.cli import main; sys.exit(main("
+                       f"[{command!r}, {str(clip)!r}, '--out', {str(tmp_path / 'out')!r}, "
+                       "'--device', 'cuda', '--quiet']))")
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "error: device 'cuda': no CUDA GPU is visible to Numba (check nvidia-smi, the driver "
+        "and CUDA_VISIBLE_DEVICES, and install fastunlc[gpu]); use device 'cpu'"]
 
 
 def test_stage_modules_reach_kernels_only_through_the_backend():

@@ -181,7 +181,7 @@ def test_replaying_a_report_reproduces_its_config(inputs, tmp_path):
     (["--set", "voting_rounds=ten"], "error: --set voting_rounds=ten: voting_rounds must be "
                                      "an integer, got 'ten'"),
     (["--set", "n_segments"], "error: --set 'n_segments': expected NAME=VALUE"),
-    (["--set", "device=cuda"], "error: device 'cuda': the CUDA backend is not built yet"),
+    (["--set", "device=tpu"], "error: device must be one of 'cpu', 'cuda', got 'tpu'"),
     (["--config", "{missing}"], "error: --config {missing}: "),
     (["--config", "{notjson}"], "error: --config {notjson}: not JSON"),
     (["--config", "{badfield}"], "error: --config {badfield}: hog_cell must be an integer >= 1"),

@@ -47,7 +47,6 @@ def test_reference_defaults_are_the_spec():
     ({"min_shot": 1}, "min_shot must be an integer >= 2"),
     ({"slic_min_size_factor": 4.0}, "slic_min_size_factor must be <= slic_max_size_factor"),
     ({"device": "tpu"}, "device must be one of 'cpu', 'cuda', got 'tpu'"),
-    ({"device": "cuda"}, "CUDA backend is not built yet"),
     ({"voting_round": 5}, "unknown config field 'voting_round'; did you mean voting_rounds"),
 ])
 def test_invalid_values_are_refused(changes, message):

@@ -57,8 +57,10 @@ class Resources:
         that is set, else :data:`MEMORY_MB_PER_VIDEO`. The local engine reserves nothing:
         its workers share one machine, capped by ``Limits.memory_mb``.
     gpus : float
-        GPUs per video (0: none; no backend uses one yet). The Ray engine asks for them;
-        the local engine refuses a request it cannot place.
+        GPUs per video for the Ray engine, which asks its scheduler for them (0.5: two
+        videos share a GPU). The local engine places GPU work itself (one pool of
+        ``workers`` processes per visible GPU when ``config.device == "cuda"``) and
+        refuses a request here.
     """
 
     cpus: float | None = None
@@ -92,39 +94,61 @@ def run_local(root: Path, tasks: Sequence[Task], options: BuildOptions, on_video
     """The local engine: videos on a pool of ``workers`` processes on this machine.
 
     Worker processes are started fresh (spawn), each with ``resources.cpus`` threads (by
-    default an equal share of the cores) and ``limits``. When a worker dies (a crash, the
-    kernel's OOM killer), the videos it may have been running are retried one at a time
-    in a fresh worker; one that kills its worker alone is recorded as failed and the build
-    goes on.
+    default an equal share of the cores) and ``limits``. With ``config.device == "cuda"``
+    the pool has ``workers`` processes per visible GPU, each pinned to its GPU through
+    ``CUDA_VISIBLE_DEVICES``: while one decodes its video on the CPU, another's shot runs
+    on the GPU. When a worker dies (a crash, the kernel's OOM killer), the videos it may
+    have been running are retried one at a time in a fresh worker; one that kills its
+    worker alone is recorded as failed and the build goes on.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if resources.gpus:
-        raise ValueError("the local engine cannot place GPUs (Resources.gpus must be 0)")
+        raise ValueError("the local engine places GPUs itself (Resources.gpus must be 0)")
+    gpus = visible_gpus() if options.config.device == "cuda" else []
+    workers *= max(1, len(gpus))
     threads = max(1, int(resources.cpus or (os.cpu_count() or 1) // workers))
     queue = list(tasks)
     suspects: list[Task] = []
     while queue or suspects:
         if suspects:  # alone, so that a crash names its video
             task = suspects.pop(0)
-            if _run_pool(root, [task], options, 1, threads, limits, on_video, work):
+            if _run_pool(root, [task], options, 1, threads, limits, on_video, work, gpus):
                 on_video(task, write_failed_part(root, *task, CRASHED))
         else:
             unfinished = _run_pool(root, queue, options, workers, threads, limits, on_video,
-                                   work)
+                                   work, gpus)
             # The pool hands tasks out in order, at most one beyond its workers at a time:
             # only those can have been running when a worker died.
             suspects, queue = unfinished[:workers + 1], unfinished[workers + 1:]
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries (one per GPU).
+
+    ``CUDA_VISIBLE_DEVICES``'s own entries when it is set, else ``0 .. count - 1`` of the
+    GPUs Numba sees (one under Numba's CUDA simulator).
+    """
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [entry.strip() for entry in listed.split(",") if entry.strip()]
+    from numba import cuda
+
+    return [str(i) for i in range(len(cuda.gpus))]
+
+
 def _run_pool(root: Path, tasks: list[Task], options: BuildOptions, workers: int,
-              threads: int, limits: Limits, on_video: OnVideo, work: Work) -> list[Task]:
-    """Run ``tasks`` on one pool; returns, in order, the tasks left unfinished because a
-    worker died (none when all finished)."""
+              threads: int, limits: Limits, on_video: OnVideo, work: Work,
+              gpus: list[str]) -> list[Task]:
+    """Run ``tasks`` on one pool (its workers spread over ``gpus`` in turn when there are
+    any); returns, in order, the tasks left unfinished because a worker died (none when
+    all finished)."""
     finished: set[Task] = set()
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=_start_worker,
-                             initargs=(threads, limits.memory_mb, options.config)) as pool:
+    context = get_context("spawn")
+    started = context.Value("i", 0)  # the workers' start order picks their GPUs
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(threads, limits.memory_mb, options.config, gpus,
+                                       started)) as pool:
         pending = {pool.submit(work, str(root), *task, options, limits.seconds): task
                    for task in tasks}
         try:
@@ -149,19 +173,27 @@ def _run_pool(root: Path, tasks: list[Task], options: BuildOptions, workers: int
     return []
 
 
-def _start_worker(threads: int, memory_mb: int | None, config: UNLCConfig) -> None:
-    """Worker start-up: ``threads`` threads; load the libraries a video needs (the
-    decoders, ``config``'s kernels), then cap the address space at what they take plus
-    ``memory_mb``."""
+def _start_worker(threads: int, memory_mb: int | None, config: UNLCConfig, gpus: list[str],
+                  started) -> None:
+    """Worker start-up: ``threads`` threads; with ``gpus``, the next one in turn as this
+    worker's only visible GPU; load the libraries a video needs (the decoders,
+    ``config``'s kernels), then cap the address space at what they take plus
+    ``memory_mb`` (not on a GPU worker: the CUDA driver reserves far more address space
+    than it uses, so a cap would only stop it from starting)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    if gpus:
+        with started.get_lock():
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpus[started.value % len(gpus)]
+            started.value += 1
     import av  # noqa: F401  (decoders, loaded before the cap)
     import numba
 
-    if config.flow == "c2f":
+    if config.flow == "c2f" and config.device == "cpu":
         kernels(config.device).flow  # noqa: B018  (imports the compiled flow)
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    cap_memory(memory_mb)
+    if config.device == "cpu":
+        cap_memory(memory_mb)
 
 
 def run_ray(root: Path, tasks: Sequence[Task], options: BuildOptions, on_video: OnVideo,
@@ -219,7 +251,8 @@ def _ray_video(work: Work, root: str, shard: int, position: int, video: str,
     import numba
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    cap_memory(limits.memory_mb)
+    if options.config.device == "cpu":  # see _start_worker: no cap on a GPU worker
+        cap_memory(limits.memory_mb)
     return work(root, shard, position, video, options, limits.seconds)
 
 
