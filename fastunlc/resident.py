@@ -8,8 +8,9 @@ frames, flows, saliency, labels, descriptors, the neighbour graph and the votes 
 the GPU. :func:`segment_shots` keeps several shots in flight, each on its own stream, so
 that short shots still fill a GPU.
 
-The appearance-saliency fallback (shots without a dominant camera motion, rare) runs on
-the CPU on the 100 x 100 flow frames and its result is uploaded.
+Two steps run on the CPU on the 100 x 100 flow frames, their results uploaded: the
+appearance-saliency fallback (shots without a dominant camera motion, rare) and the
+``dis`` flow (OpenCV's DIS has no CUDA kernel in its wheels; ``c2f`` runs on the GPU).
 """
 
 from __future__ import annotations
@@ -77,7 +78,12 @@ def segment_shot(
         frames_gpu = k.arrays.as_device(frames, stream)
         small = k.flow.resize_for_flow(frames_gpu, config.flow_size, stream=stream)
         pairs = flow.flow_pairs(n, config.flow_radius)
-        flows = k.flow.optical_flow(small, pairs, config, stream=stream)
+        if config.flow == "dis":  # OpenCV's DIS has no CUDA kernel in its wheels
+            flows = k.arrays.as_device(flow.optical_flow(
+                small.copy_to_host(stream=stream), pairs, config.replace(device="cpu")),
+                stream)
+        else:
+            flows = k.flow.optical_flow(small, pairs, config, stream=stream)
 
     with stage("saliency"):
         motion = k.saliency.motion_saliency(flows, pairs, n, config, stream=stream)

@@ -26,7 +26,9 @@ def as_device(array, stream=0):
     -------
     numba.cuda.cudadrv.devicearray.DeviceNDArray
     """
-    if cuda.is_cuda_array(array):
+    if hasattr(array, "copy_to_host"):  # Numba's own (the simulator's too): as it is
+        return array
+    if hasattr(array, "__cuda_array_interface__"):
         return cuda.as_cuda_array(array)
     return cuda.to_device(np.ascontiguousarray(array), stream=stream)
 
