@@ -17,6 +17,7 @@ from fastunlc.evaluation.trunk import (
     load_trunk_weights,
 )
 from fastunlc.training.model import MaskAlexNet, plain_state_dict, torchvision_layout
+from fastunlc.training.predict import load_weights
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,18 @@ def test_trunk_loads_from_a_run_a_torchvision_layout_or_random(tmp_path):
     torch.save({"conv1.weight": torch.zeros(3, 3)}, tmp_path / "wrong.pt")
     with pytest.raises(InputError, match="weights do not fit the AlexNet trunk"):
         load_trunk_weights(tmp_path / "wrong.pt")
+
+
+def test_evaluation_and_prediction_refuse_an_unusable_weights_file_alike(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    (tmp_path / "text.pt").write_text("not a pickle")
+    for name, reason in (("tensor.pt", "holds no state dict"),
+                         ("text.pt", "not a readable weights file")):
+        for read in (load_trunk_weights, load_weights):
+            with pytest.raises(InputError) as error:
+                read(tmp_path / name)
+            assert str(error.value).startswith(f"{tmp_path / name}: {reason}"), read
+            assert "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("freeze", FREEZE_CHOICES)
