@@ -34,12 +34,11 @@ from fastunlc.errors import FastUNLCError
 from fastunlc.evaluation.classification import (
     RESIZE,
     SCHEDULE,
-    add_fine_tune_arguments,
     run_classification,
-    schedule_from_args,
     stanford40_task,
     voc07_task,
 )
+from fastunlc.evaluation.finetune import add_fine_tune_arguments, schedule_from_args
 
 
 def get_args_parser() -> argparse.ArgumentParser:

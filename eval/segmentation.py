@@ -35,7 +35,7 @@ import json
 import sys
 
 from fastunlc.errors import FastUNLCError
-from fastunlc.evaluation.classification import add_fine_tune_arguments, schedule_from_args
+from fastunlc.evaluation.finetune import add_fine_tune_arguments, schedule_from_args
 from fastunlc.evaluation.segmentation import SCHEDULE, run_segmentation
 
 
