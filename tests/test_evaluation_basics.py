@@ -1,7 +1,9 @@
 """What every evaluation stands on: the VOC and SBD readers, trunk loading and freezing,
 and the run folder."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,8 @@ from fastunlc.evaluation.trunk import (
 )
 from fastunlc.training.model import MaskAlexNet, plain_state_dict, torchvision_layout
 from fastunlc.training.predict import load_weights
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +159,26 @@ def test_run_folder_refuses_a_second_run_and_a_changed_resume(tmp_path):
     with pytest.raises(runs.RunFolderError, match=r"is finished .*nothing to resume"):
         runs.start_run(run, config, resume=True)
     assert (run / runs.ROWS).read_text() == "class,ap\ncat,0.5\ndog,0.25\n"
+
+
+@pytest.mark.parametrize("program, data, freeze, device", [
+    ("detection", ["--voc", "V", "--year", "2007"], None, "cpu"),
+    ("classification", ["--voc", "V"], "none", None),
+    ("segmentation", ["--voc", "V"], "none", None)])
+def test_transfer_programs_share_the_run_options_with_their_own_defaults(
+        program, data, freeze, device, capsys):
+    spec = importlib.util.spec_from_file_location(f"eval_{program}",
+                                                  ROOT / "eval" / f"{program}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser = module.get_args_parser()
+    given = [*data, "--weights", "random", "--out", "R"]
+    if freeze is None:
+        with pytest.raises(SystemExit):
+            parser.parse_args(given)
+        assert "--freeze" in capsys.readouterr().err
+        given += ["--freeze", "conv5"]
+    args = parser.parse_args(given)
+    assert (args.freeze, args.device) == (freeze or "conv5", device)
+    assert (args.workers, args.checkpoint_every, args.label) == (4, 1000, "")
+    assert not (args.resume or args.keep_checkpoint or args.quiet)

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import InputError
 from . import runs
-from .trunk import FREEZE_CHOICES, keep_frozen_in_eval
+from .trunk import keep_frozen_in_eval
 
 
 @dataclass(frozen=True)
@@ -178,17 +178,9 @@ def fine_tune(model: nn.Module, parameters: list[nn.Parameter], schedule: Schedu
     bar.close()
 
 
-def add_fine_tune_arguments(parser: argparse.ArgumentParser, defaults: Schedule) -> None:
-    """The options of ``eval/classification.py`` and ``eval/segmentation.py`` (their
-    weights, freezing, run folder and :class:`Schedule`; ``defaults`` for the help)."""
-    parser.add_argument("--weights", required=True, metavar="PATH|random",
-                        help="a train/ run folder, a .pt state dict (plain or torchvision "
-                             "AlexNet names) or 'random'")
-    parser.add_argument("--freeze", choices=FREEZE_CHOICES, default="none",
-                        help="last trunk layer kept fixed (default: none)")
-    parser.add_argument("--out", required=True, metavar="RUN", help="the run folder")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its checkpoint.pt (same options)")
+def add_schedule_arguments(parser: argparse.ArgumentParser, defaults: Schedule) -> None:
+    """Add the options of a :class:`Schedule`, each None unless given (``defaults``, the
+    program's, show in the help; :func:`schedule_from_args` fills them in)."""
     parser.add_argument("--iterations", type=int,
                         help=f"SGD steps (default {defaults.iterations:,})")
     parser.add_argument("--batch-size", type=int,
@@ -203,21 +195,8 @@ def add_fine_tune_arguments(parser: argparse.ArgumentParser, defaults: Schedule)
     parser.add_argument("--weight-decay", type=float,
                         help=f"default {defaults.weight_decay:g}")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
-    parser.add_argument("--checkpoint-every", type=int, default=1000, metavar="N",
-                        help="write checkpoint.pt every N iterations (default 1000)")
-    parser.add_argument("--device", choices=("cpu", "cuda"),
-                        help="default: cuda when torch sees a GPU")
-    parser.add_argument("--workers", type=int, default=4,
-                        help="image-reading processes (default 4; 0: in this one)")
-    parser.add_argument("--keep-checkpoint", action="store_true",
-                        help="keep checkpoint.pt when the run finishes (default: deleted; "
-                             "results.json is the finished run)")
-    parser.add_argument("--label", default="",
-                        help="the initialisation's name in eval/table.py's report "
-                             "(default: the weights' file or run-folder name)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def schedule_from_args(args: argparse.Namespace, defaults: Schedule) -> Schedule:
-    """``defaults`` with the options given (:func:`add_fine_tune_arguments`)."""
+    """``defaults`` with the options given (:func:`add_schedule_arguments`)."""
     return defaults.replace(**{name: getattr(args, name) for name in SCHEDULE_FIELDS})
