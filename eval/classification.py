@@ -34,12 +34,12 @@ from fastunlc.errors import FastUNLCError
 from fastunlc.evaluation.classification import (
     RESIZE,
     SCHEDULE,
-    add_fine_tune_arguments,
     run_classification,
-    schedule_from_args,
     stanford40_task,
     voc07_task,
 )
+from fastunlc.evaluation.finetune import add_schedule_arguments, schedule_from_args
+from fastunlc.evaluation.runs import add_run_arguments, add_transfer_arguments
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -50,10 +50,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                       help="the VOCdevkit folder holding VOC2007/ (trainval and test)")
     data.add_argument("--stanford40", metavar="DIR",
                       help="the Stanford40 folder holding JPEGImages/ and ImageSplits/")
-    add_fine_tune_arguments(parser, SCHEDULE)
+    add_transfer_arguments(parser)
+    add_schedule_arguments(parser, SCHEDULE)
     parser.add_argument("--resize", type=int, default=RESIZE,
                         help=f"shorter side of the images before cropping, >= 227 (default "
                              f"{RESIZE})")
+    add_run_arguments(parser)
     return parser
 
 

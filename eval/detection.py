@@ -43,7 +43,8 @@ from fastunlc.evaluation.detection import (
     DetectionConfig,
     run_detection,
 )
-from fastunlc.evaluation.trunk import FREEZE_CHOICES, RANDOM
+from fastunlc.evaluation.runs import add_run_arguments, add_transfer_arguments
+from fastunlc.evaluation.trunk import RANDOM
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -52,12 +53,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--voc", required=True, metavar="VOCDEVKIT",
                         help="the VOCdevkit folder holding VOC<year>/")
     parser.add_argument("--year", required=True, choices=list(SPLITS))
-    parser.add_argument("--weights", required=True, metavar="PATH|random",
-                        help="a train/ run folder, a .pt state dict (plain or torchvision "
-                             "AlexNet names) or 'random'")
-    parser.add_argument("--freeze", required=True, choices=FREEZE_CHOICES,
-                        help="the last trunk layer kept fixed ('none': all train)")
-    parser.add_argument("--out", required=True, metavar="RUN", help="the run folder")
+    add_transfer_arguments(parser, freeze=None)
     parser.add_argument("--images", type=int, metavar="N",
                         help="train on N images of the split drawn with --seed (low-shot)")
     parser.add_argument("--seed", type=int, default=0,
@@ -76,18 +72,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="cap on the longer side")
     parser.add_argument("--train-split", help="override the year's training split")
     parser.add_argument("--test-split", help="override the year's test split")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--workers", type=int, default=4, help="image-reading processes")
-    parser.add_argument("--checkpoint-every", type=int, default=1000, metavar="N")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its checkpoint.pt")
-    parser.add_argument("--keep-checkpoint", action="store_true",
-                        help="keep checkpoint.pt (about 470 MB) when the run finishes "
-                             "(default: deleted; results.json is the finished run)")
-    parser.add_argument("--label", default="",
-                        help="the initialisation's name in eval/table.py's report "
-                             "(default: the weights' file or run-folder name)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_arguments(parser, device="cpu")
     return parser
 
 

@@ -35,7 +35,8 @@ import json
 import sys
 
 from fastunlc.errors import FastUNLCError
-from fastunlc.evaluation.classification import add_fine_tune_arguments, schedule_from_args
+from fastunlc.evaluation.finetune import add_schedule_arguments, schedule_from_args
+from fastunlc.evaluation.runs import add_run_arguments, add_transfer_arguments
 from fastunlc.evaluation.segmentation import SCHEDULE, run_segmentation
 
 
@@ -47,7 +48,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sbd", metavar="SBD_DIR",
                         help="SBD's benchmark_RELEASE (or its dataset/) folder; without it "
                              "VOC 2011 train alone")
-    add_fine_tune_arguments(parser, SCHEDULE)
+    add_transfer_arguments(parser)
+    add_schedule_arguments(parser, SCHEDULE)
+    add_run_arguments(parser)
     return parser
 
 

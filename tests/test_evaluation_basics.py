@@ -1,7 +1,9 @@
 """What every evaluation stands on: the VOC and SBD readers, trunk loading and freezing,
 and the run folder."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +19,9 @@ from fastunlc.evaluation.trunk import (
     load_trunk_weights,
 )
 from fastunlc.training.model import MaskAlexNet, plain_state_dict, torchvision_layout
+from fastunlc.training.predict import load_weights
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +103,18 @@ def test_trunk_loads_from_a_run_a_torchvision_layout_or_random(tmp_path):
         load_trunk_weights(tmp_path / "wrong.pt")
 
 
+def test_evaluation_and_prediction_refuse_an_unusable_weights_file_alike(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    (tmp_path / "text.pt").write_text("not a pickle")
+    for name, reason in (("tensor.pt", "holds no state dict"),
+                         ("text.pt", "not a readable weights file")):
+        for read in (load_trunk_weights, load_weights):
+            with pytest.raises(InputError) as error:
+                read(tmp_path / name)
+            assert str(error.value).startswith(f"{tmp_path / name}: {reason}"), read
+            assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("freeze", FREEZE_CHOICES)
 def test_freezing_fixes_the_layers_up_to_and_including_the_named_one(freeze):
     model = MaskAlexNet(batch_norm=True)
@@ -142,3 +159,26 @@ def test_run_folder_refuses_a_second_run_and_a_changed_resume(tmp_path):
     with pytest.raises(runs.RunFolderError, match=r"is finished .*nothing to resume"):
         runs.start_run(run, config, resume=True)
     assert (run / runs.ROWS).read_text() == "class,ap\ncat,0.5\ndog,0.25\n"
+
+
+@pytest.mark.parametrize("program, data, freeze, device", [
+    ("detection", ["--voc", "V", "--year", "2007"], None, "cpu"),
+    ("classification", ["--voc", "V"], "none", None),
+    ("segmentation", ["--voc", "V"], "none", None)])
+def test_transfer_programs_share_the_run_options_with_their_own_defaults(
+        program, data, freeze, device, capsys):
+    spec = importlib.util.spec_from_file_location(f"eval_{program}",
+                                                  ROOT / "eval" / f"{program}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser = module.get_args_parser()
+    given = [*data, "--weights", "random", "--out", "R"]
+    if freeze is None:
+        with pytest.raises(SystemExit):
+            parser.parse_args(given)
+        assert "--freeze" in capsys.readouterr().err
+        given += ["--freeze", "conv5"]
+    args = parser.parse_args(given)
+    assert (args.freeze, args.device) == (freeze or "conv5", device)
+    assert (args.workers, args.checkpoint_every, args.label) == (4, 1000, "")
+    assert not (args.resume or args.keep_checkpoint or args.quiet)

@@ -7,10 +7,15 @@ asked to keep it), and at the end ``results.json`` (task,
 config, metrics, per-class or per-sequence rows, fastunlc's version, seconds) and
 ``results.csv`` (the rows). ``results.json`` is written last: a folder holding it is a
 finished run, which ``eval/table.py`` reads.
+
+The transfer programs (``eval/detection.py``, ``eval/classification.py``,
+``eval/segmentation.py``) share their options on the trunk, the run folder and the way
+a run goes (:func:`add_transfer_arguments`, :func:`add_run_arguments`).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -66,6 +71,47 @@ def start_run(run: str | Path, config: Mapping[str, Any], resume: bool) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     atomic_write(saved, json.dumps(plain, indent=1) + "\n")
     return run
+
+
+def add_transfer_arguments(parser: argparse.ArgumentParser, *, freeze: str | None = "none"
+                           ) -> None:
+    """Add ``--weights``, ``--freeze``, ``--out`` and ``--resume``: what a transfer run
+    starts from and where it goes. ``freeze`` is ``--freeze``'s default (None: the
+    option is required)."""
+    from .trunk import FREEZE_CHOICES  # imports torch, which eval/table.py does without
+
+    parser.add_argument("--weights", required=True, metavar="PATH|random",
+                        help="a train/ run folder, a .pt state dict (plain or torchvision "
+                             "AlexNet names) or 'random'")
+    default = "" if freeze is None else f"; default {freeze}"
+    parser.add_argument("--freeze", choices=FREEZE_CHOICES, default=freeze,
+                        required=freeze is None,
+                        help=f"the last trunk layer kept fixed ('none': every layer "
+                             f"trains{default})")
+    parser.add_argument("--out", required=True, metavar="RUN", help="the run folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its checkpoint.pt (same options)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, device: str | None = None) -> None:
+    """Add ``--checkpoint-every``, ``--device``, ``--workers``, ``--keep-checkpoint``,
+    ``--label`` and ``--quiet``: how a transfer run goes and how its report names it.
+    ``device`` is ``--device``'s default (None: cuda when torch sees a GPU,
+    :func:`resolve_device`)."""
+    parser.add_argument("--checkpoint-every", type=int, default=1000, metavar="N",
+                        help="write checkpoint.pt every N iterations (default 1000)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=device,
+                        help="default: cuda when torch sees a GPU" if device is None
+                        else f"default: {device}")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="image-reading processes (default 4; 0: in this one)")
+    parser.add_argument("--keep-checkpoint", action="store_true",
+                        help="keep checkpoint.pt (up to about 470 MB) when the run finishes "
+                             "(default: deleted; results.json is the finished run)")
+    parser.add_argument("--label", default="",
+                        help="the initialisation's name in eval/table.py's report "
+                             "(default: the weights' file or run-folder name)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def resolve_device(name: str | None):

@@ -26,7 +26,7 @@ cross-entropy over an image's labelled pixels, averaged over the 20 images of an
 iteration (FCN's ``iter_size: 20``); SGD, momentum 0.9, weight decay 5e-4, fixed
 learning rate 1e-4, 100,000 iterations. (One learning rate for all parameters: FCN
 doubles the score layer's bias rate.) Sample order and dropout are seeded as
-:mod:`.classification` describes, so a resumed run computes what an uninterrupted one
+:mod:`.finetune` describes, so a resumed run computes what an uninterrupted one
 does.
 
 Metrics from the confusion matrix over all test pixels (:func:`confusion`): mean IoU
@@ -52,13 +52,7 @@ from ..errors import InputError
 from ..training.crops import normalise
 from ..training.model import INPUT_SIZE, MaskAlexNet
 from . import runs, voc
-from .classification import (
-    SampleOrder,
-    Schedule,
-    fine_tune,
-    load_image,
-    loader,
-)
+from .finetune import SampleOrder, Schedule, fine_tune, load_image, loader
 from .trunk import freeze_trunk, load_trunk_weights
 
 CLASSES = ("background", *voc.VOC_CLASSES)
@@ -177,7 +171,7 @@ def read_sample(voc_root: Path, sbd_root: Path | None, source: str, image_id: st
 
 class TrainImages(torch.utils.data.Dataset):
     """Item ``i``: iteration ``i``'s ``batch_size`` samples, a list of :func:`read_sample`
-    pairs in the order :class:`.classification.SampleOrder` gives."""
+    pairs in the order :class:`.finetune.SampleOrder` gives."""
 
     def __init__(self, voc_root: Path, sbd_root: Path | None, pairs: list[tuple[str, str]],
                  schedule: Schedule) -> None:

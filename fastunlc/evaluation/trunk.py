@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..training.model import TRUNK_LAYERS, MaskAlexNet, load_trunk
+from ..training.model import TRUNK_LAYERS, MaskAlexNet, load_trunk, read_weights
 
 FREEZE_CHOICES = ("none", *TRUNK_LAYERS)
 """What ``--freeze`` takes: nothing, or the last frozen layer."""
@@ -25,24 +25,14 @@ RANDOM = "random"
 
 
 def read_state(source: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """The state dict ``source`` names (see the module); ``{}`` for ``random``.
+    """The state dict ``source`` names (see the module and
+    :func:`~fastunlc.training.model.read_weights`); ``{}`` for ``random``.
 
     Raises InputError for a missing or unreadable file."""
     if str(source) == RANDOM:
         return {}
-    path = Path(source)
-    if path.is_dir():
-        path = path / "weights.pt"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(path, "no such weights file (give a train/ run folder, a .pt "
-                               "state dict or 'random')") from None
-    except Exception as err:
-        raise InputError(path, f"not a readable weights file ({type(err).__name__})") from None
-    if not isinstance(state, dict):
-        raise InputError(path, "holds no state dict")
-    return state.get("model", state)
+    return read_weights(source, missing="no such weights file (give a train/ run folder, "
+                                        "a .pt state dict or 'random')")
 
 
 def load_trunk_weights(source: str | os.PathLike[str], batch_norm: bool | None = None,

@@ -8,17 +8,22 @@ to ``56 × 56 = 3136`` logits; a sigmoid turns them into the mask at inference. 
 ``227 × 227`` input gives ``55 → 27 → 13 → 6`` spatial sizes, so fc6 sees ``256·6·6``.
 
 Parameters carry plain layer names (``conv1.weight`` … ``fc7.bias``, ``mask.weight``;
-``conv1_bn.*`` … with BatchNorm), the names :func:`plain_state_dict` writes and ``eval/``
-reads. :func:`load_trunk` also takes an ImageNet-style AlexNet state dict laid out as
+``conv1_bn.*`` … with BatchNorm), the names :func:`plain_state_dict` writes and
+:func:`read_weights` reads back for ``train/predict.py`` and ``eval/``.
+:func:`load_trunk` also takes an ImageNet-style AlexNet state dict laid out as
 torchvision's ``AlexNet`` (``features.N`` / ``classifier.N``) when its shapes are these.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..errors import InputError
 
 INPUT_SIZE = 227
 """Side of the network's square input crop, in pixels (the paper's ``w``)."""
@@ -122,6 +127,33 @@ def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     inner = getattr(inner, "module", inner)
     inner = getattr(inner, "_orig_mod", inner)
     return {name: value.detach().cpu().clone() for name, value in inner.state_dict().items()}
+
+
+def weights_file(path: str | os.PathLike[str]) -> Path:
+    """The weights file ``path`` names: ``path/weights.pt`` for a run folder, else
+    ``path``."""
+    path = Path(path)
+    return path / "weights.pt" if path.is_dir() else path
+
+
+def read_weights(path: str | os.PathLike[str], missing: str = "no such weights file"
+                 ) -> dict[str, torch.Tensor]:
+    """The state dict in :func:`weights_file` ``(path)``; a ``checkpoint.pt``'s ``model``
+    entry. Loaded on the CPU with ``weights_only=True``; the names are the file's (plain
+    or torchvision's layout).
+
+    Raises InputError naming the file when it is missing (``missing`` is the reason
+    given), unreadable or holds no state dict."""
+    path = weights_file(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(path, missing) from None
+    except Exception as err:
+        raise InputError(path, f"not a readable weights file ({type(err).__name__})") from None
+    if not isinstance(state, dict):
+        raise InputError(path, "holds no state dict")
+    return state.get("model", state)
 
 
 def load_trunk(model: MaskAlexNet, state: Mapping[str, torch.Tensor]) -> list[str]:

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..output import ResultWriter, contact_sheet, overlay, unique_names
 from ..video import IMAGE_EXTENSIONS, FrameSource
 from .crops import normalise
-from .model import INPUT_SIZE, MaskAlexNet
+from .model import INPUT_SIZE, MaskAlexNet, read_weights, weights_file
 
 
 def load_weights(path: str | os.PathLike[str], device: torch.device | str = "cpu"
@@ -34,16 +34,8 @@ def load_weights(path: str | os.PathLike[str], device: torch.device | str = "cpu
     in eval mode; BatchNorm when the weights have it.
 
     Raises InputError when the file is missing or holds no mask network."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "weights.pt"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(path, "no such weights file") from None
-    except Exception as err:
-        raise InputError(path, f"not a readable weights file ({type(err).__name__})") from None
-    state = state.get("model", state)
+    path = weights_file(path)
+    state = read_weights(path)
     if "mask.weight" not in state:
         raise InputError(path, "holds no mask network (no mask.weight)")
     model = MaskAlexNet(batch_norm="conv1_bn.weight" in state)
