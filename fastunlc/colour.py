@@ -32,13 +32,18 @@ def distinct_colours_lab(rgb: np.ndarray, *, device: str = "cpu") -> DistinctCol
     ``device`` picks the backend of the kernel (:mod:`fastunlc.backend`). Raises
     ValueError when ``rgb`` is not uint8 with a last axis of 3.
     """
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim < 1 or rgb.shape[-1] != 3:
-        raise ValueError(f"rgb must be uint8 (..., 3), got {rgb.dtype} {rgb.shape}")
+    rgb = _checked_rgb(rgb)
     colours, inverse, counts = kernels(device).colour.distinct_colours(
         np.ascontiguousarray(rgb.reshape(-1, 3)))
     lab = _skimage_rgb2lab(colours[None])[0] if len(colours) else np.zeros((0, 3))
     return DistinctColours(colours, lab, counts, inverse)
+
+
+def _checked_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim < 1 or rgb.shape[-1] != 3:
+        raise ValueError(f"rgb must be uint8 (..., 3), got {rgb.dtype} {rgb.shape}")
+    return rgb
 
 
 def rgb2lab(rgb: np.ndarray, *, device: str = "cpu") -> np.ndarray:
@@ -49,7 +54,8 @@ def rgb2lab(rgb: np.ndarray, *, device: str = "cpu") -> np.ndarray:
     rgb : (..., 3) uint8 ndarray
         RGB values, any leading shape (a frame, a stack of frames or of patches).
     device : str, keyword-only
-        Backend of the kernel (:mod:`fastunlc.backend`), ``"cpu"``.
+        Backend of the kernel (:mod:`fastunlc.backend`): ``"cpu"`` (once per distinct
+        colour) or ``"cuda"`` (per pixel on the GPU, to 1e-12).
 
     Returns
     -------
@@ -62,5 +68,7 @@ def rgb2lab(rgb: np.ndarray, *, device: str = "cpu") -> np.ndarray:
     ValueError
         ``rgb`` is not uint8 with a last axis of 3.
     """
+    if device == "cuda":
+        return kernels(device).colour.rgb2lab(_checked_rgb(rgb)).copy_to_host()
     distinct = distinct_colours_lab(rgb, device=device)
     return distinct.lab[distinct.inverse].reshape(np.shape(rgb))

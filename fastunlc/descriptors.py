@@ -206,6 +206,10 @@ def superpixel_descriptors_batch(
     if lab is not None and np.shape(lab)[:1] != (n,):
         raise ValueError(f"lab must be a stack of {n} frames, got shape {np.shape(lab)}")
 
+    if config.device == "cuda":  # the whole shot at once; labels are checked there
+        out, offsets = kernels("cuda").descriptors.superpixel_descriptors_batch(
+            frames, labels, np.asarray(n_labels, np.int64), config)
+        return out.copy_to_host(), offsets
     offsets = np.zeros(n + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(n_labels)
     out = np.empty((int(offsets[-1]), descriptor_dim(config)))

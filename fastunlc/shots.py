@@ -72,6 +72,8 @@ def shot_features(frames: np.ndarray, bins: int = 40, *, device: str = "cpu") ->
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
     n, h, w, _ = frames.shape
     bins = int(bins)
+    if device == "cuda" and n and h and w:
+        return kernels(device).shots.shot_features(frames, bins).copy_to_host()
     out = np.zeros((n, 6 * bins))
     if n == 0 or h == 0 or w == 0:
         return out
@@ -143,6 +145,8 @@ def kts_change_points(features: np.ndarray, max_change_points: int, vmax: float,
                          f"{max_change_points!r}")
     if not (math.isfinite(vmax) and vmax >= 0):
         raise ValueError(f"vmax must be a finite number >= 0, got {vmax!r}")
+    if device == "cuda":
+        return kernels(device).shots.change_points(x, int(max_change_points), vmax)
     n = x.shape[0]
     m = min(int(max_change_points), n - 1)
 
