@@ -96,9 +96,10 @@ def _build_parser() -> argparse.ArgumentParser:
     seg.add_argument("inputs", nargs="+", metavar="INPUT", help="video file or folder of frames")
     seg.add_argument("--out", required=True, type=Path, metavar="DIR",
                      help="output folder (created if missing)")
-    seg.add_argument("--flow", choices=("c2f", "dis"), default=None,
+    seg.add_argument("--flow", choices=("c2f", "dis", "c2f-fast"), default=None,
                      help="optical flow: c2f = the reference's coarse-to-fine variational flow "
-                          "(default), dis = OpenCV's DIS, faster; same as --set flow=...")
+                          "(default), dis = OpenCV's DIS, faster (on the CPU); c2f-fast = c2f "
+                          "with fewer iterations, --device cuda only; same as --set flow=...")
     _add_device_option(seg)
     _add_config_options(seg)
     seg.add_argument("--start", type=int, default=0, metavar="N",
@@ -139,7 +140,7 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--frames-per-shot", type=_frame_range, default=(5, 10), metavar="A..B",
                        help="frames kept per shot, drawn at random from A to B (default 5..10)")
     build.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
-    build.add_argument("--flow", choices=("c2f", "dis"), default=None,
+    build.add_argument("--flow", choices=("c2f", "dis", "c2f-fast"), default=None,
                        help="optical flow, as for 'fastunlc segment' (default c2f)")
     build.add_argument("--videos-per-shard", type=int, default=256, metavar="N",
                        help="videos per shard (default 256)")

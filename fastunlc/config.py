@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 from .backend import DEVICES, Device, check_device
 
-FlowMethod = Literal["c2f", "dis"]
+FlowMethod = Literal["c2f", "dis", "c2f-fast"]
 BlockNorm = Literal["L1", "L1-sqrt", "L2", "L2-Hys"]
 
 
@@ -52,7 +52,9 @@ class UNLCConfig:
 
     # -- 2. optical flow and motion saliency -----------------------------------------
     flow: FlowMethod = "c2f"
-    """``c2f``: Brox/Ce Liu coarse-to-fine variational flow (reference); ``dis``: OpenCV DIS."""
+    """``c2f``: Brox/Ce Liu coarse-to-fine variational flow (reference); ``dis``: OpenCV DIS
+    (on the CPU, also with ``device="cuda"``); ``c2f-fast``: the CUDA backend's fast mode,
+    c2f with fewer iterations (``device="cuda"`` only)."""
     flow_size: int = 100
     """Flow is computed on frames resized to ``flow_size x flow_size`` (aspect not kept)."""
     flow_radius: int = 3
@@ -145,6 +147,9 @@ class UNLCConfig:
         for f in fields(self):
             _check_field(f.name, getattr(self, f.name))
         check_device(self.device)
+        if self.flow == "c2f-fast" and self.device != "cuda":
+            raise ValueError("flow 'c2f-fast' is the CUDA backend's fast mode (device "
+                             "'cuda'); on the CPU the fast flow is 'dis'")
         if self.voting_iterations % self.voting_rounds:
             raise ValueError("voting_iterations must be a multiple of voting_rounds, got "
                              f"{self.voting_iterations} and {self.voting_rounds}")

@@ -67,7 +67,7 @@ def flow_pairs(n_frames: int, radius: int) -> np.ndarray:
     return np.stack([first[inside], second[inside]], axis=1).astype(np.int32)
 
 
-def resize_for_flow(frames: np.ndarray, size: int) -> np.ndarray:
+def resize_for_flow(frames: np.ndarray, size: int, *, device: str = "cpu") -> np.ndarray:
     """Resize frames to ``size x size`` for the flow, bilinear, aspect ratio not kept.
 
     Exactly the reference's ``scipy.misc.imresize(frame, (size, size))``: SciPy < 1.3 made a
@@ -83,6 +83,8 @@ def resize_for_flow(frames: np.ndarray, size: int) -> np.ndarray:
         RGB frames.
     size : int
         Side of the output frames in pixels (``config.flow_size``, 100 in the reference).
+    device : str, keyword-only
+        Backend (``config.device``): ``"cuda"`` gives the same bytes from a GPU kernel.
 
     Returns
     -------
@@ -94,6 +96,8 @@ def resize_for_flow(frames: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"frames must be uint8 (n, h, w, 3), got {frames.dtype} {frames.shape}")
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
+    if device == "cuda":
+        return kernels(device).flow.resize_for_flow(frames, size).copy_to_host()
     out = np.empty((frames.shape[0], size, size, 3), dtype=np.uint8)
     for i, frame in enumerate(frames):
         image = Image.fromarray(np.ascontiguousarray(frame))
@@ -117,7 +121,10 @@ def optical_flow(
     pairs : (P, 2) int
         Frame indices ``(a, b)`` in ``[0, n)``, e.g. from :func:`flow_pairs`.
     config : UNLCConfig
-        ``flow`` picks the method; ``c2f`` uses the ``c2f_*`` parameters.
+        ``flow`` picks the method; ``c2f`` (and ``c2f-fast``) use the ``c2f_*``
+        parameters; with ``device == "cuda"`` they run on the GPU (red-black relaxation:
+        within about 0.001 px of the CPU's flow at the reference's settings), ``dis``
+        always runs on the CPU.
     threads : int, keyword-only
         Threads for ``c2f`` (parallel over pairs); 0 or less uses OpenMP's default.
         ``dis`` runs one pair after another on OpenCV's own thread pool.
@@ -143,9 +150,11 @@ def optical_flow(
     pairs = _checked_pairs(pairs, frames_small.shape[0])
     n, h, w, _ = frames_small.shape
     logger.debug("%s flow of %d pairs over %d frames of %dx%d", config.flow, len(pairs), n, w, h)
-    if config.flow == "c2f":
-        return _coarse2fine(frames_small, pairs, config, threads)
-    return _dis(frames_small, pairs)
+    if config.flow == "dis":
+        return _dis(frames_small, pairs)
+    if config.device == "cuda":
+        return kernels("cuda").flow.optical_flow(frames_small, pairs, config).copy_to_host()
+    return _coarse2fine(frames_small, pairs, config, threads)
 
 
 def _checked_pairs(pairs: np.ndarray, n_frames: int) -> np.ndarray:

@@ -47,6 +47,7 @@ def test_reference_defaults_are_the_spec():
     ({"min_shot": 1}, "min_shot must be an integer >= 2"),
     ({"slic_min_size_factor": 4.0}, "slic_min_size_factor must be <= slic_max_size_factor"),
     ({"device": "tpu"}, "device must be one of 'cpu', 'cuda', got 'tpu'"),
+    ({"flow": "c2f-fast"}, "flow 'c2f-fast' is the CUDA backend's fast mode"),
     ({"voting_round": 5}, "unknown config field 'voting_round'; did you mean voting_rounds"),
 ])
 def test_invalid_values_are_refused(changes, message):
@@ -94,7 +95,7 @@ def test_from_dict_coerces_json_numbers_and_keeps_missing_defaults():
     ({"n_segmnets": 400}, "unknown config field 'n_segmnets'; did you mean n_segments"),
     ({"zzz": 1}, "unknown config field 'zzz'; valid names: device, max_side"),
     ({"voting_rounds": 2.5}, "voting_rounds must be an integer >= 1, got 2.5"),
-    ({"flow": 3}, "flow must be one of 'c2f', 'dis', got 3"),
+    ({"flow": 3}, "flow must be one of 'c2f', 'dis', 'c2f-fast', got 3"),
     ({"kts_vmax": "0.6"}, "kts_vmax must be a number >= 0, got '0.6'"),
     ({"voting_rounds": True}, "voting_rounds must be an integer >= 1, got True"),
 ])

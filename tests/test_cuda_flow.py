@@ -60,22 +60,6 @@ VTEST = np.load(Path(__file__).parent / "data" / "reference_vtest.npz")["frames"
 """Ten real 96 x 128 frames of vtest.avi (tests/data/README.md)."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _simulator_array_checks():
-    """Numba's CUDA simulator has no ``cuda.is_cuda_array`` / ``cuda.as_cuda_array``,
-    which ``arrays.as_device`` calls: stand-ins for the simulator's device arrays."""
-    if hasattr(cuda, "is_cuda_array"):
-        yield
-        return
-    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cuda, "is_cuda_array", lambda a: isinstance(a, FakeCUDAArray),
-                      raising=False)
-        patch.setattr(cuda, "as_cuda_array", lambda a: a, raising=False)
-        yield
-
-
 def smooth_texture(h: int, w: int, seed: int) -> np.ndarray:
     """Random smooth RGB texture, uint8."""
     t = ndimage.gaussian_filter(np.random.default_rng(seed).random((h, w, 3)), (1.5, 1.5, 0))
@@ -243,9 +227,9 @@ def test_fast_flow_equals_its_twin():
     texture (levels 12 x 16 and 9 x 12), frames and pairs given as device arrays: within
     TWIN_TOL of the twin with that schedule."""
     frames = translated_pair(12, 16, seed=2)
-    config = dataclasses.replace(REFERENCE, c2f_min_width=8)
+    config = dataclasses.replace(REFERENCE, c2f_min_width=8, flow="c2f-fast", device="cuda")
     flow = gpu.optical_flow(cuda.to_device(frames), cuda.to_device(np.array([[1, 0]])),
-                            config, fast=True).copy_to_host()
+                            config).copy_to_host()
     twin = red_black_flow(frames[1], frames[0], config, 6, 6, 1)
     np.testing.assert_allclose(flow[0], twin, rtol=0, atol=TWIN_TOL)
 

@@ -671,8 +671,7 @@ def _schedule(config: UNLCConfig, fast: bool) -> tuple[int, int, int]:
     return config.c2f_outer_iterations, config.c2f_sor_iterations, 3
 
 
-def optical_flow(frames_small, pairs, config: UNLCConfig = REFERENCE, *, stream=0,
-                 fast: bool = False):
+def optical_flow(frames_small, pairs, config: UNLCConfig = REFERENCE, *, stream=0):
     """Coarse-to-fine variational flow of every pair of a shot, on the GPU.
 
     The GPU twin of :func:`fastunlc.flow.optical_flow` with ``config.flow == "c2f"``:
@@ -690,18 +689,9 @@ def optical_flow(frames_small, pairs, config: UNLCConfig = REFERENCE, *, stream=
     config : UNLCConfig
         ``c2f_alpha``, ``c2f_ratio``, ``c2f_min_width``, ``c2f_outer_iterations``,
         ``c2f_inner_iterations`` and ``c2f_sor_iterations`` are used; ``flow`` must be
-        ``"c2f"``.
+        ``"c2f"`` or ``"c2f-fast"`` (below).
     stream : numba.cuda.Stream or 0, keyword-only
         Stream of every copy and launch.
-    fast : bool, keyword-only
-        Fast mode: 6 outer iterations at the finest level (+1 per level up), each of 6
-        red-black sweeps (+1 per level up), instead of ``c2f_outer_iterations`` (+1) of
-        ``c2f_sor_iterations`` (+3); the pyramid, alpha and the inner iterations are the
-        config's. With the reference's settings on 100 x 100 frames (5 levels): 3.8
-        times fewer launches (940 against 3,610 a shot) and 5.3 times fewer SOR pixel
-        updates, for a mean end-point difference from the CPU's flow of 0.017 px (3.6 %
-        of the mean flow magnitude; 0.15 px at most for a pair) over 16 real and
-        synthetic pairs (figures in tests/test_cuda_flow.py's docstring).
 
     Returns
     -------
@@ -712,11 +702,24 @@ def optical_flow(frames_small, pairs, config: UNLCConfig = REFERENCE, *, stream=
     Raises
     ------
     ValueError
-        Wrong dtype or shape, a pair index out of range, ``config.flow`` not ``"c2f"``,
-        or frames too small for the pyramid.
+        Wrong dtype or shape, a pair index out of range, ``config.flow`` neither
+        ``"c2f"`` nor ``"c2f-fast"``, or frames too small for the pyramid.
+
+    Notes
+    -----
+    ``config.flow == "c2f-fast"`` is the fast mode: 6 outer iterations at the finest
+    level (+1 per level up), each of 6 red-black sweeps (+1 per level up), instead of
+    ``c2f_outer_iterations`` (+1) of ``c2f_sor_iterations`` (+3); the pyramid, alpha and
+    the inner iterations are the config's. With the reference's settings on 100 x 100
+    frames (5 levels): 3.8 times fewer launches (940 against 3,610 a shot) and 5.3 times
+    fewer SOR pixel updates, for a mean end-point difference from the CPU's flow of
+    0.017 px (3.6 % of the mean flow magnitude; 0.15 px at most for a pair) over 16 real
+    and synthetic pairs (figures in tests/test_cuda_flow.py's docstring).
     """
-    if config.flow != "c2f":
-        raise ValueError(f"the CUDA flow computes config.flow = 'c2f' only, got {config.flow!r}")
+    if config.flow not in ("c2f", "c2f-fast"):
+        raise ValueError("the CUDA flow computes config.flow = 'c2f' or 'c2f-fast', got "
+                         f"{config.flow!r}")
+    fast = config.flow == "c2f-fast"
     frames = as_device(frames_small, stream=stream)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
         raise ValueError("frames_small must be uint8 (n, h, w, 3), got "
