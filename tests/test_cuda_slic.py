@@ -75,12 +75,14 @@ def cpu_image(frame: np.ndarray, config) -> np.ndarray:
             .reshape(3, b * cpu_slic.BAND, t * cpu_slic.TILE)[:, :h, :w])
 
 
-@pytest.mark.parametrize(("shape", "sigma"), [((12, 16), 5.0), ((24, 32), 1.0)])
-def test_smoothed_lab_is_the_cpu_kernels(shape, sigma):
-    """Bit for bit, with the reference's sigma (a kernel radius of 20, longer than the
-    frame's sides: the borders reflect more than once) and a small one; a constant frame
-    (no colour range to rescale by) among the inputs."""
-    config = dataclasses.replace(REFERENCE, slic_sigma=sigma)
+@pytest.mark.parametrize(("shape", "sigma", "compactness"),
+                         [((20, 24), 0.0, 1.0), ((12, 16), 5.0, 10.0), ((24, 32), 1.0, 10.0)])
+def test_smoothed_lab_is_the_cpu_kernels(shape, sigma, compactness):
+    """Bit for bit: the CIELAB conversion alone (no blur, compactness 1), the reference's
+    sigma (a kernel radius of 20, longer than the frame's sides: the borders reflect
+    more than once) and a small one; a constant frame (no colour range to rescale by)
+    among the inputs."""
+    config = dataclasses.replace(REFERENCE, slic_sigma=sigma, slic_compactness=compactness)
     frames = frames_of(*shape, seed=1)
     frames[1] = 77
     image = gpu_slic.smoothed_lab(frames, config).copy_to_host()
