@@ -76,7 +76,7 @@ def cpu_image(frame: np.ndarray, config) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("shape", "sigma", "compactness"),
-                         [((20, 24), 0.0, 1.0), ((12, 16), 5.0, 10.0), ((24, 32), 1.0, 10.0)])
+                         [((20, 24), 0.0, 1.0), ((12, 16), 5.0, 10.0), ((16, 24), 1.0, 10.0)])
 def test_smoothed_lab_is_the_cpu_kernels(shape, sigma, compactness):
     """Bit for bit: the CIELAB conversion alone (no blur, compactness 1), the reference's
     sigma (a kernel radius of 20, longer than the frame's sides: the borders reflect
@@ -114,16 +114,16 @@ def test_reference_config_on_frames_smaller_than_its_grid(shape):
 def test_full_cells_fall_back_to_every_centre():
     """Cell lists of one entry overflow everywhere, so every pixel scans every centre:
     the k-means labels are those of the listed search."""
-    frames = frames_of(16, 20, seed=4)[[0, 2]]
-    config = dataclasses.replace(SMALL, n_segments=12)
-    plan = gpu_slic._plan(16, 20, config)
+    frames = frames_of(12, 16, seed=4)[[0, 2]]
+    config = dataclasses.replace(SMALL, n_segments=8)
+    plan = gpu_slic._plan(12, 16, config)
     results = []
     for capacity in (1, gpu_slic.CELL_CAPACITY):
         image = gpu_slic.smoothed_lab(frames, config)
-        labels = cuda.to_device(np.full((2, 16, 20), -1, np.int32))
+        labels = cuda.to_device(np.full((2, 12, 16), -1, np.int32))
         gpu_slic._kmeans(image, plan, 3, labels, 0, capacity=capacity)
         results.append(labels.copy_to_host())
-    assert results[1].min() >= 0 and len(np.unique(results[1])) > 6
+    assert results[1].min() >= 0 and len(np.unique(results[1])) > 4
     np.testing.assert_array_equal(results[0], results[1])
 
 
