@@ -234,6 +234,9 @@ def slic_superpixels_batch(frames: np.ndarray, config: UNLCConfig = REFERENCE
         ``frames`` is not a non-empty uint8 ``(n, h, w, 3)`` array.
     """
     frames = _check(frames, 4, "frames")
+    if config.device == "cuda":  # every frame at once, labels equal to the CPU's
+        labels, counts = kernels("cuda").slic.slic_superpixels_batch(frames, config)
+        return labels.copy_to_host(), counts
     n, h, w = frames.shape[:3]
     grid = _grid(h, w, config)
     labels = np.empty((n, h, w), np.int32)

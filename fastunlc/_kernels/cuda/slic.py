@@ -678,29 +678,18 @@ def _relabel(piece, size, link, rank, first, min_size, labels):
 # ------------------------------------------------------------------------- host side
 
 
-def _device(array, stream):
-    """:func:`.arrays.as_device`, also under the simulator, whose ``numba.cuda`` lacks
-    the ``is_cuda_array`` that it asks: Numba's own device arrays (the simulator's too)
-    as they are, host arrays copied."""
-    if getattr(array, "__cuda_ndarray__", False):
-        return array
-    if isinstance(array, np.ndarray):
-        return cuda.to_device(np.ascontiguousarray(array), stream=stream)
-    return as_device(array, stream)
-
-
 def _frames(frames, stream):
     """``frames`` as a device array, after checking that it is a non-empty (n, h, w, 3)
     uint8 host or device array."""
     if not isinstance(frames, np.ndarray):
-        frames = _device(frames, stream)  # a device array as it is, anything else copied
+        frames = as_device(frames, stream)  # a device array as it is, anything else copied
     # A plain tuple: the simulator's shapes refuse negative indices.
     shape = tuple(frames.shape)
     if frames.dtype != np.uint8:
         raise ValueError(f"frames must be a uint8 (n, h, w, 3) array, got dtype {frames.dtype}")
     if len(shape) != 4 or shape[-1] != 3 or 0 in shape[:-1]:
         raise ValueError(f"frames must be a uint8 (n, h, w, 3) array, got shape {shape}")
-    return _device(frames, stream)
+    return as_device(frames, stream)
 
 
 def _smoothed(frames, plan: _Plan, work, labels, stream):
@@ -837,7 +826,7 @@ def enforce_connectivity(labels, min_size: int, max_size: int, *, stream=0):
     """
     if isinstance(labels, np.ndarray):
         labels = labels.astype(np.int32, copy=False)
-    labels = _device(labels, stream)
+    labels = as_device(labels, stream)
     n, h, w = labels.shape
     out = cuda.device_array((n, h, w), np.int32, stream=stream)
     out.reshape(n * h * w).copy_to_device(labels.reshape(n * h * w), stream=stream)
