@@ -9,6 +9,10 @@ the CPU's within 1) can move a translating pair's deviation, by about 1e-15 rela
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from functools import cache
 
 import cv2
@@ -24,6 +28,36 @@ from .helpers import VTEST, read_video_frames
 
 TINY = UNLCConfig(n_segments=6, flow="dis")
 """SLIC with about 6 superpixels per frame; DIS flow (needs frames of 12 px or more)."""
+
+_PTX_SCRIPT = """
+import json, re, sys
+import numpy as np
+from numba import cuda, typeof, types
+module = __import__(sys.argv[1], fromlist=["_"])
+scalars = {"float": types.float64, "int": types.int64, "bool": types.boolean}
+fused = {}
+for name, args in json.loads(sys.argv[2]).items():
+    kernel = eval(name, vars(module))
+    signature = tuple(scalars[a] if isinstance(a, str) else typeof(np.zeros(a[1], a[0]))
+                      for a in args)
+    ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))
+    fused[name] = len(re.findall(r"fma\\.rn\\.f64", ptx))
+print(json.dumps(fused))
+"""
+
+
+def compile_for_gpu(module: str, kernels: dict[str, list]) -> dict[str, int]:
+    """Compile kernels of ``module`` to sm_90 PTX with NVVM, as on a GPU (the simulator
+    never types them for the CUDA target); returns each kernel's count of float64
+    fused multiply-adds. ``kernels`` maps a name (or factory call) to its arguments:
+    ``(dtype, shape)`` for an array, "float" / "int" / "bool" for a scalar."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    proc = subprocess.run([sys.executable, "-c", _PTX_SCRIPT, module, json.dumps(kernels)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    if "libNVVM cannot be found" in proc.stderr or "No module named 'numba.cuda'" in proc.stderr:
+        pytest.skip("NVVM (numba-cuda's nvidia-nvvm) is not installed")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
 
 
 @cache
@@ -90,6 +124,7 @@ def assert_same_motion(flows, pairs, n, config=REFERENCE):
     np.testing.assert_array_equal(fast.dominant, cpu.dominant)
     assert fast.dominant_fraction == cpu.dominant_fraction
     np.testing.assert_array_equal(fast.saliency.copy_to_host(), cpu.saliency)
+    assert fast.peak == cpu.saliency.max()  # the CPU pipeline's motionless test
     return cpu.pair_kinds
 
 
@@ -135,7 +170,7 @@ def test_frames_without_pairs_stay_zero():
     assert_same_motion(flows, pairs, 3)
     empty = gpu.motion_saliency(flows[:0], pairs[:0], 2)
     assert not empty.dominant.any() and empty.dominant_fraction == 0.0
-    assert np.all(empty.saliency.copy_to_host() == 0.0)
+    assert np.all(empty.saliency.copy_to_host() == 0.0) and empty.peak == 0.0
 
 
 def test_motion_saliency_real_flows_match_cpu():
@@ -201,6 +236,29 @@ def test_bad_labels(change, message):
     labels, offsets = change(labels, offsets)
     with pytest.raises(ValueError, match=message):
         gpu.superpixel_saliency(np.zeros((2, 4, 4)), labels, offsets)
+
+
+def test_kernels_compile_for_a_gpu_without_fused_sums():
+    """Every kernel types and compiles for sm_90; none fuses a product into a sum (which
+    would round differently from the CPU) except ``_polar``, whose fused multiply-adds
+    are libdevice's ``atan2`` (its magnitude goes through ``mul_rn``)."""
+    f8, i8, i4, b1 = "float64", "int64", "int32", "int8"
+    fused = compile_for_gpu("fastunlc._kernels.cuda.saliency", {
+        "_polar": [["float32", [2, 3, 3, 2]], [f8, [5]], [f8, [2, 9]], [f8, [2, 9]],
+                   [i4, [2, 9]]],
+        "_classify": [[f8, [2, 9]], [i8, [2, 9]], [i4, [2, 9]], [f8, [5]], "float", "float",
+                      [f8, [2, 4]], [b1, [2]], [f8, [2]]],
+        "_deviation": [[f8, [2, 9]], [f8, [2, 9]], [b1, [2]], [f8, [2]], [f8, [2, 3, 3]]],
+        "_box_lines": [[f8, [2, 3, 3]], [f8, [2, 3, 3]], [b1, [2]], "int", "bool"],
+        "_frame_means": [[f8, [2, 3, 3]], [b1, [2]], [i8, [3]], [i8, [2]], [f8, [2, 3, 3]]],
+        "_frame_peaks": [[f8, [2, 3, 3]], [f8, [2]]],
+        "_pixel_stats": [[i4, [2, 3, 3]], [i8, [3]], [i4, [4, 4]], [i8, [4]], [i4, [2]]],
+        "_superpixel_means": [[f8, [2, 3, 3]], [i4, [2, 3, 3]], [i8, [3]], [i4, [4]],
+                              [i4, [4, 4]], [i8, [4]], "float", "float", "int", [f8, [4]],
+                              [f8, [2]]],
+        "_scale": [[f8, [4]], "float"],
+    })
+    assert fused.pop("_polar") > 0 and not any(fused.values()), fused
 
 
 def test_bad_flows():

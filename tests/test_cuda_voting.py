@@ -21,7 +21,7 @@ from fastunlc.reference.voting import superpixel_means
 from fastunlc.saliency import superpixel_saliency
 from fastunlc.voting import consensus_voting
 
-from .test_cuda_saliency import random_labels, tiny_real_shot
+from .test_cuda_saliency import compile_for_gpu, random_labels, tiny_real_shot
 
 # Two frames either side, M = 15; 3 rounds of 2 iterations keep the simulator quick.
 SMALL = UNLCConfig(temporal_radius=2, neighbours_per_frame=3, voting_iterations=6,
@@ -44,8 +44,7 @@ def random_shot(seed: int, n: int = 3, h: int = 16, w: int = 20):
 
 
 def assert_same_masks(votes, T, labels, offsets, config) -> np.ndarray:
-    rows = gpu_graph.rows_from_csr(T)
-    fast = gpu.consensus_voting(votes, rows.indices, rows.weights, labels, offsets, config)
+    fast = gpu.consensus_voting(votes, gpu_graph.rows_from_csr(T), labels, offsets, config)
     cpu = consensus_voting(votes, T, labels, offsets, config)
     fast = fast.copy_to_host()
     assert fast.dtype == np.float32 and fast.shape == labels.shape
@@ -68,8 +67,8 @@ def test_low_energy_removal_changes_the_masks():
     """ACTING differs from SMALL only in low-energy removal, which must then act."""
     labels, offsets, T, votes = random_shot(5)
     rows = gpu_graph.rows_from_csr(T)
-    plain, acting = (gpu.consensus_voting(votes, rows.indices, rows.weights, labels, offsets,
-                                          c).copy_to_host() for c in (SMALL, ACTING))
+    plain, acting = (gpu.consensus_voting(votes, rows, labels, offsets, c).copy_to_host()
+                     for c in (SMALL, ACTING))
     assert np.any(plain != acting)
 
 
@@ -92,7 +91,7 @@ def test_real_shot_matches_cpu():
         masks = assert_same_masks(votes, T, labels, offsets, c)
         assert np.any(masks > c.foreground_threshold)
     rows = gpu_graph.transition(shot["descriptors"], offsets, config)
-    fast = gpu.consensus_voting(votes, rows.indices, rows.weights, labels, offsets, config)
+    fast = gpu.consensus_voting(votes, rows, labels, offsets, config)
     cpu = consensus_voting(votes, gpu_graph.to_csr(rows), labels, offsets, config)
     np.testing.assert_array_equal(fast.copy_to_host(), cpu)
 
@@ -127,8 +126,7 @@ def test_components_match_ndimage():
 def test_zero_votes_stay_zero_and_zero_frames_are_left_alone():
     labels, offsets, T, votes = random_shot(7)
     assert_same_masks(np.zeros(offsets[-1]), T, labels, offsets, SMALL)
-    rows = gpu_graph.rows_from_csr(T)
-    out = gpu.consensus_voting(np.zeros(offsets[-1]), rows.indices, rows.weights, labels,
+    out = gpu.consensus_voting(np.zeros(offsets[-1]), gpu_graph.rows_from_csr(T), labels,
                                offsets, SMALL).copy_to_host()
     assert np.all(out == 0.0)
     # A frame without any vote and no edge to the others stays zero.
@@ -153,7 +151,7 @@ def test_bad_inputs():
     rows = gpu_graph.rows_from_csr(T)
 
     def vote(v=votes, idx=rows.indices, labels=labels, offsets=offsets):
-        return gpu.consensus_voting(v, idx, rows.weights, labels, offsets, SMALL)
+        return gpu.consensus_voting(v, rows._replace(indices=idx), labels, offsets, SMALL)
 
     bad = votes.copy()
     bad[1] = -0.1
@@ -164,7 +162,30 @@ def test_bad_inputs():
         vote(bad)
     with pytest.raises(ValueError, match="votes must have shape"):
         vote(votes[:-1])
-    with pytest.raises(ValueError, match="indices and weights"):
+    with pytest.raises(ValueError, match="indices and weights must be"):
         vote(idx=rows.indices.copy_to_host()[:-1])
     with pytest.raises(ValueError, match=r"must lie in 0\.\."):
         vote(labels=labels + 1)
+
+
+def test_kernels_compile_for_a_gpu_without_fused_sums():
+    """Every kernel types and compiles for sm_90, and no product is fused into a sum: the
+    bit-for-bit agreement holds on a GPU too."""
+    f8, i8, i4 = "float64", "int64", "int32"
+    pixels = [i4, [18]]
+    frame = [[i4, [2, 3, 3]], [i8, [3]]]
+    fused = compile_for_gpu("fastunlc._kernels.cuda.voting", {
+        "_clip_votes": [[f8, [4]], "float", [f8, [4]], [i4, [1]]],
+        "_propagate": [[i8, [4, 3]], [f8, [4, 3]], [f8, [4]], [f8, [2]], [i4, [4]], [f8, [4]],
+                       [f8, [2]]],
+        "_normalise": [[f8, [4]], [f8, [2]], [i4, [4]], [f8, [4]]],
+        "_foreground": [[f8, [4]], *frame, "float", pixels, pixels, [f8, [18]]],
+        "_merge": [pixels, "int", "int"],
+        "_flatten": [pixels, [f8, [4]], *frame, pixels, [f8, [18]]],
+        "_round_means": [[f8, [4]], *frame, [i4, [4]], [i4, [4, 4]], [i8, [4]], pixels,
+                         pixels, [f8, [18]], "float", "float", [f8, [4]]],
+        "_largest": [pixels, pixels, "int", "int", [i4, [2]]],
+        "_paint": [[f8, [4]], *frame, pixels, pixels, [i4, [2]], "float", "float",
+                   ["float32", [2, 3, 3]]],
+    })
+    assert not any(fused.values()), fused

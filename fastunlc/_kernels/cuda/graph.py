@@ -14,7 +14,9 @@ index among equal distances (its heaps compare ``(distance, id)``), and the CPU 
 the superpixel itself in place of the last neighbour when more than M - 1 exact
 duplicates come before it. Distances here are float64 sums of ``(x - y)²``; the CPU's
 are FAISS's float32 ``|x|² + |y|² - 2 x·y``, so candidates within about 1e-5 relative of
-each other may rank differently, and weights agree to about 1e-5 relative.
+each other may rank differently, and weights agree to about 1e-4 relative (measured in
+the simulator: 5e-5 on random 12-d descriptors, 6e-6 on real 176-d ones; 1e-14 against
+the float64 oracle).
 
 Rows are returned in fixed width: ``(k, M)`` arrays with ``-1`` / 0 padding after a
 row's ``counts[r] = min(M, window)`` entries. :func:`to_csr` turns them into the CPU's
@@ -32,7 +34,8 @@ import scipy.sparse as sp
 from numba import cuda, float64, int64
 
 from ...config import REFERENCE, UNLCConfig
-from .saliency import grid_1d, to_device
+from .arrays import as_device
+from .saliency import grid_1d
 
 TILE = 32
 """Queries per block, and candidates per shared-memory tile."""
@@ -239,7 +242,7 @@ def neighbours(descriptors, offsets, config: UNLCConfig = REFERENCE, *, stream=0
     ValueError
         If the shapes or dtypes disagree or ``offsets`` is not a rising 0 .. k sequence.
     """
-    descriptors, offsets = _check_inputs(to_device(descriptors, stream=stream), offsets)
+    descriptors, offsets = _check_inputs(as_device(descriptors, stream=stream), offsets)
     k = descriptors.shape[0]
     m = config.n_neighbours
     indices = cuda.device_array((k, m), np.int64, stream=stream)

@@ -38,6 +38,8 @@ NOT_DOMINANT = 0
 
 SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
 """Whether kernels run on Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
+PEAK_THREADS = 128
+"""Threads of the per-frame maximum's blocks (a power of two; 32 in the simulator)."""
 
 if SIMULATOR:
     def mul_rn(a, b):
@@ -62,20 +64,6 @@ def grid_1d(n: int) -> tuple[int, int]:
     return launch_1d(n)
 
 
-def to_device(array, stream=0):
-    """:func:`.arrays.as_device`, also under the simulator.
-
-    The simulator has neither ``cuda.is_cuda_array`` nor the CUDA array interface on its
-    arrays, so Numba device arrays pass through here first and host arrays are copied;
-    anything else (a torch CUDA tensor) goes to ``as_device``.
-    """
-    if cuda.devicearray.is_cuda_ndarray(array):
-        return array
-    if isinstance(array, np.ndarray):
-        return cuda.to_device(np.ascontiguousarray(array), stream=stream)
-    return as_device(array, stream=stream)
-
-
 @dataclass(frozen=True)
 class MotionSaliency:
     """Motion saliency of a shot at flow resolution, on the GPU.
@@ -92,11 +80,16 @@ class MotionSaliency:
         Frames with at least one dominant pair.
     pair_kinds : (P,) int8 ndarray
         Per pair: 1 static, 2 translating, 0 no dominant motion.
+    peak : float
+        The largest value of ``saliency`` (what the CPU pipeline reads as
+        ``saliency.max()``): upsampling never exceeds it, so a shot whose peak is below
+        ``static_saliency_floor`` is motionless.
     """
 
     saliency: object
     dominant: np.ndarray
     pair_kinds: np.ndarray
+    peak: float
 
     @property
     def dominant_fraction(self) -> float:
@@ -297,6 +290,30 @@ def _frame_means(smoothed, kinds, starts, order, out):
         out[f, y, x] = s / count if count else 0.0
 
 
+@cuda.jit
+def _frame_peaks(saliency, peaks):
+    """One block per frame: the largest value of ``saliency[f]`` into ``peaks[f]``, a
+    tree reduction in shared memory (max is exact in any order)."""
+    f = cuda.blockIdx.x
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    h, w = saliency.shape[1], saliency.shape[2]
+    best = cuda.shared.array(PEAK_THREADS, float64)
+    m = -math.inf
+    for i in range(tid, h * w, nt):
+        m = max(m, saliency[f, i // w, i % w])
+    best[tid] = m
+    cuda.syncthreads()
+    step = nt // 2
+    while step > 0:
+        if tid < step:
+            best[tid] = max(best[tid], best[tid + step])
+        cuda.syncthreads()
+        step //= 2
+    if tid == 0:
+        peaks[f] = best[0]
+
+
 def motion_saliency(flows, pairs, n_frames: int, config: UNLCConfig = REFERENCE, *,
                     stream=0) -> MotionSaliency:
     """Per-frame motion saliency from all flow fields of a shot, on the GPU.
@@ -318,8 +335,8 @@ def motion_saliency(flows, pairs, n_frames: int, config: UNLCConfig = REFERENCE,
     Returns
     -------
     MotionSaliency
-        ``saliency`` (n, s, s) float64 on the device; ``dominant`` and ``pair_kinds`` on
-        the host (the pair kinds come back once, which waits for the stream).
+        ``saliency`` (n, s, s) float64 on the device; ``dominant``, ``pair_kinds`` and
+        ``peak`` on the host (they come back once, which waits for the stream).
 
     Raises
     ------
@@ -327,7 +344,7 @@ def motion_saliency(flows, pairs, n_frames: int, config: UNLCConfig = REFERENCE,
         If the shapes disagree, ``flows`` is not float32, or a pair's first frame is
         outside ``0 .. n_frames - 1``.
     """
-    flows = to_device(flows, stream=stream)
+    flows = as_device(flows, stream=stream)
     pairs = np.asarray(pairs)
     if flows.ndim != 4 or flows.shape[3] != 2 or pairs.shape != (flows.shape[0], 2):
         raise ValueError(f"flows must be (P, h, w, 2) with pairs (P, 2); got {flows.shape} "
@@ -341,13 +358,31 @@ def motion_saliency(flows, pairs, n_frames: int, config: UNLCConfig = REFERENCE,
         raise ValueError(f"pairs' first frames must lie in 0..{n_frames - 1}, got "
                          f"{pairs[:, 0].min()}..{pairs[:, 0].max()}")
     saliency = cuda.device_array((n_frames, h, w), np.float64, stream=stream)
+    first = pairs[:, 0].astype(np.int64)
+    order = np.argsort(first, kind="stable")
+    starts = np.searchsorted(first[order], np.arange(n_frames + 1))
     if n_pairs == 0:
-        blocks, threads = grid_1d(saliency.size)
-        empty = cuda.to_device(np.zeros(n_frames + 1, np.int64), stream=stream)
-        _frame_means[blocks, threads, stream](
-            cuda.device_array((0, h, w), np.float64, stream=stream),
-            cuda.device_array(0, np.int8, stream=stream), empty, empty, saliency)
-        return MotionSaliency(saliency, np.zeros(n_frames, bool), np.zeros(0, np.int8))
+        kinds = cuda.device_array(0, np.int8, stream=stream)
+        smoothed = cuda.device_array((0, h, w), np.float64, stream=stream)
+    else:
+        kinds, smoothed = _pair_maps(flows, config, stream)
+    blocks, threads = grid_1d(n_frames * h * w)
+    _frame_means[blocks, threads, stream](
+        smoothed, kinds, cuda.to_device(starts, stream=stream),
+        cuda.to_device(order, stream=stream), saliency)
+    peaks = cuda.to_device(np.zeros(max(n_frames, 1)), stream=stream)
+    if n_frames:
+        _frame_peaks[n_frames, 32 if SIMULATOR else PEAK_THREADS, stream](saliency, peaks)
+    pair_kinds = kinds.copy_to_host(stream=stream)
+    peak = float(peaks.copy_to_host(stream=stream).max())
+    stream_sync(stream)
+    counts = np.bincount(first[pair_kinds != NOT_DOMINANT], minlength=n_frames)
+    return MotionSaliency(saliency, counts > 0, pair_kinds, peak)
+
+
+def _pair_maps(flows, config: UNLCConfig, stream) -> tuple[object, object]:
+    """Kinds (P,) int8 and smoothed deviation maps (P, h, w) float64 of all pairs."""
+    n_pairs, h, w, _ = flows.shape
     npix = h * w
     edges = cuda.to_device(np.linspace(-np.pi, np.pi, config.direction_bins + 1), stream=stream)
     mag = cuda.device_array((n_pairs, npix), np.float64, stream=stream)
@@ -377,18 +412,7 @@ def motion_saliency(flows, pairs, n_frames: int, config: UNLCConfig = REFERENCE,
         _box_lines[blocks_h, threads_h, stream](across, smoothed, kinds, size, False)
     else:
         smoothed = deviation
-
-    first = pairs[:, 0].astype(np.int64)
-    order = np.argsort(first, kind="stable")
-    starts = np.searchsorted(first[order], np.arange(n_frames + 1))
-    blocks, threads = grid_1d(n_frames * npix)
-    _frame_means[blocks, threads, stream](
-        smoothed, kinds, cuda.to_device(starts, stream=stream),
-        cuda.to_device(order, stream=stream), saliency)
-    pair_kinds = kinds.copy_to_host(stream=stream)
-    stream_sync(stream)
-    counts = np.bincount(first[pair_kinds != NOT_DOMINANT], minlength=n_frames)
-    return MotionSaliency(saliency, counts > 0, pair_kinds)
+    return kinds, smoothed
 
 
 def stream_sync(stream) -> None:
@@ -467,7 +491,7 @@ def superpixel_layout(labels, offsets, *, stream=0) -> Superpixels:
         label lies outside its frame's range, or a superpixel has no pixels (one small
         copy back, which waits for the stream).
     """
-    labels = to_device(labels, stream=stream)
+    labels = as_device(labels, stream=stream)
     host_offsets = np.asarray(offsets)
     if labels.ndim != 3 or labels.dtype != np.int32 or labels.size == 0:
         raise ValueError(f"labels must be a non-empty int32 array (n, h, w), got shape "
@@ -594,8 +618,8 @@ def superpixel_saliency(saliency, labels, offsets, config: UNLCConfig = REFERENC
         As :func:`superpixel_layout`, or if ``saliency`` has another frame count or
         dtype.
     """
-    saliency = to_device(saliency, stream=stream)
-    labels = to_device(labels, stream=stream)
+    saliency = as_device(saliency, stream=stream)
+    labels = as_device(labels, stream=stream)
     layout = layout or superpixel_layout(labels, offsets, stream=stream)
     n, h, w = labels.shape
     if saliency.ndim != 3 or saliency.shape[0] != n or saliency.dtype != np.float64:

@@ -19,8 +19,9 @@ The same masks as :func:`fastunlc.voting.consensus_voting` with ``device="cpu"``
   ``low_energy_fraction x size`` may be judged differently. With the reference's
   parameters no component can be low-energy and none is labelled between rounds.
 
-So, under the simulator and with the reference's parameters on a GPU, the masks equal
-the CPU's bit for bit (given the same initial votes and transition rows).
+So, given the same initial votes and transition rows, the masks equal the CPU's bit for
+bit under the simulator (tested), and should on a GPU with the reference's parameters
+(not yet run on one; the kernels' sm_90 PTX has no fused multiply-add on these sums).
 """
 
 from __future__ import annotations
@@ -31,14 +32,8 @@ import numpy as np
 from numba import cuda
 
 from ...config import REFERENCE, UNLCConfig
-from .saliency import (
-    Superpixels,
-    grid_1d,
-    mul_rn,
-    stream_sync,
-    superpixel_layout,
-    to_device,
-)
+from .arrays import as_device
+from .saliency import Superpixels, grid_1d, mul_rn, stream_sync, superpixel_layout
 
 NEGATIVE_VOTE_TOLERANCE = 1e-9
 """Initial votes down to ``-NEGATIVE_VOTE_TOLERANCE`` are rounding noise and read as 0
@@ -199,9 +194,9 @@ def components(votes, labels, offsets, threshold: float, *, stream=0):
     sizes : (n * h * w,) int32 device array
         Pixels of each component at its root's flat index, 0 elsewhere.
     """
-    labels = to_device(labels, stream=stream)
+    labels = as_device(labels, stream=stream)
     layout = superpixel_layout(labels, offsets, stream=stream)
-    roots, sizes = _components(to_device(votes, stream=stream), labels, layout.offsets,
+    roots, sizes = _components(as_device(votes, stream=stream), labels, layout.offsets,
                                float(threshold), cuda.device_array(0, np.float64), stream)
     return roots.reshape(labels.shape), sizes
 
@@ -271,9 +266,8 @@ def _energy_can_be_low(threshold: float, energy_fraction: float) -> bool:
     return threshold <= 0 or energy_fraction >= threshold * (1.0 - 1e-6)
 
 
-def consensus_voting(votes, indices, weights, labels, offsets,
-                     config: UNLCConfig = REFERENCE, *, stream=0,
-                     layout: Superpixels | None = None):
+def consensus_voting(votes, transition, labels, offsets, config: UNLCConfig = REFERENCE, *,
+                     stream=0, layout: Superpixels | None = None):
     """Soft foreground masks of a shot by consensus voting, on the GPU.
 
     ``config.voting_rounds`` rounds of ``voting_iterations / voting_rounds`` iterations
@@ -287,10 +281,11 @@ def consensus_voting(votes, indices, weights, labels, offsets,
     ----------
     votes : (k,) float64 device or host array
         Initial vote per superpixel, >= 0 (rounding noise down to -1e-9 reads as 0).
-    indices, weights : (k, M) int64 and float64 device or host arrays
-        Rows of the row-stochastic transition matrix (:func:`.graph.transition` or
-        :func:`.graph.rows_from_csr`): row r's columns and values, ``-1`` after its
-        entries, which are summed in the order given.
+    transition : Transition
+        Row-stochastic transition matrix in fixed-width rows (:func:`.graph.transition`,
+        or :func:`.graph.rows_from_csr` of a scipy matrix): ``indices`` (k, M) int64 and
+        ``weights`` (k, M) float64, device or host arrays; row r's columns and values,
+        ``-1`` after its entries, which are summed in the order given.
     labels : (n, h, w) int32 device or host array
         Superpixel labels, contiguous ``0 .. n_f - 1`` in frame f.
     offsets : (n + 1,) int host array
@@ -316,23 +311,23 @@ def consensus_voting(votes, indices, weights, labels, offsets,
         negative or non-finite votes (each check copies a flag back, which waits for the
         stream).
     """
-    labels = to_device(labels, stream=stream)
+    labels = as_device(labels, stream=stream)
     layout = layout or superpixel_layout(labels, offsets, stream=stream)
     n, h, w = labels.shape
     if n * h * w >= 2**31:
         raise ValueError(f"a shot of {n} x {h} x {w} pixels is too large for int32 pixel "
                          "indices; split it")
     k = int(layout.host_offsets[-1])
-    votes = to_device(votes, stream=stream)
-    indices = to_device(indices, stream=stream)
-    weights = to_device(weights, stream=stream)
+    votes = as_device(votes, stream=stream)
+    indices = as_device(transition.indices, stream=stream)
+    weights = as_device(transition.weights, stream=stream)
     if votes.shape != (k,):
         raise ValueError(f"votes must have shape ({k},) = offsets[-1], got {votes.shape}")
     if (indices.ndim != 2 or indices.shape[0] != k or weights.shape != indices.shape
             or indices.dtype != np.int64 or weights.dtype != np.float64):
-        raise ValueError(f"indices and weights must be int64 and float64 (k, M) with k = {k}, "
-                         f"got {indices.dtype} {indices.shape} and {weights.dtype} "
-                         f"{weights.shape}")
+        raise ValueError(f"transition's indices and weights must be int64 and float64 (k, M) "
+                         f"with k = {k}, got {indices.dtype} {indices.shape} and "
+                         f"{weights.dtype} {weights.shape}")
     blocks_k, threads_k = grid_1d(k)
     current = cuda.device_array(k, np.float64, stream=stream)
     bad = cuda.to_device(np.zeros(1, np.int32), stream=stream)
