@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import get_num_threads
 
+from .backend import kernels
 from .config import REFERENCE, UNLCConfig
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,9 @@ def knn_graph(
     cancellation error wherever the BLAS form runs.
     """
     descriptors, offsets = _check_inputs(descriptors, frame_offsets)
+    if config.device == "cuda":  # exact float64 distances, the same ties
+        indices, sq_distances = kernels("cuda").graph.neighbours(descriptors, offsets, config)
+        return indices.copy_to_host(), sq_distances.copy_to_host().astype(np.float32)
     k = descriptors.shape[0]
     m = config.n_neighbours
     radius = config.temporal_radius
@@ -205,6 +209,10 @@ def transition_matrix(
     176-d descriptors of real patches), and which of two candidates at nearly the same
     distance is kept can differ.
     """
+    if config.device == "cuda":
+        graph = kernels("cuda").graph
+        return graph.to_csr(graph.transition(*_check_inputs(descriptors, frame_offsets),
+                                             config))
     indices, sq_distances = knn_graph(descriptors, frame_offsets, config)
     k = indices.shape[0]
     rows = np.arange(k)[:, None]

@@ -69,6 +69,10 @@ def motion_saliency(
     if flows.ndim != 4 or flows.shape[3] != 2 or pairs.shape != (flows.shape[0], 2):
         raise ValueError(f"flows must be (P, h, w, 2) with pairs (P, 2); got {flows.shape} "
                          f"and {pairs.shape}")
+    if config.device == "cuda":
+        on_gpu = kernels("cuda").saliency.motion_saliency(flows, pairs, n_frames, config)
+        return MotionSaliency(on_gpu.saliency.copy_to_host(), on_gpu.dominant,
+                              on_gpu.pair_kinds)
     n_pairs, h, w, _ = flows.shape
     deviation = np.zeros((n_pairs, h, w))
     kinds = np.zeros(n_pairs, dtype=np.int8)
@@ -132,6 +136,10 @@ def superpixel_saliency(
                          f"{len(saliency)}, {n}, {len(frame_offsets) - 1}")
     saliency = np.ascontiguousarray(saliency, dtype=np.float64)
     offsets = np.asarray(frame_offsets, dtype=np.int64)
+    if config.device == "cuda":
+        votes, peak = kernels("cuda").saliency.superpixel_saliency(saliency, labels, offsets,
+                                                                   config)
+        return votes.copy_to_host(), peak
     k = int(offsets[-1])
     sums, counts = np.zeros(k), np.zeros(k, np.int64)
     peaks, bad = np.zeros(n), np.zeros(n, bool)

@@ -39,17 +39,18 @@ def _check_offsets(frame_offsets: np.ndarray, n: int) -> np.ndarray:
     return offsets
 
 
-def _check_labels(labels: np.ndarray, frame_offsets: np.ndarray, device: str = "cpu"
+def _check_labels(labels: np.ndarray, frame_offsets: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Validate labels (n, h, w) against frame_offsets; return int32 C-contiguous labels
-    and int64 offsets. Guarantees ``0 <= labels[f] < n_f``, which the kernels rely on."""
+    and int64 offsets. Guarantees ``0 <= labels[f] < n_f``, which the kernels rely on.
+    The labels are on the host whatever the device, so the CPU's kernel checks them."""
     labels = np.asarray(labels)
     if labels.ndim != 3 or not np.issubdtype(labels.dtype, np.integer) or labels.size == 0:
         raise ValueError(f"labels must be a non-empty integer array (n, h, w), got shape "
                          f"{labels.shape} and dtype {labels.dtype}")
     offsets = _check_offsets(frame_offsets, labels.shape[0])
     labels = np.ascontiguousarray(labels, dtype=np.int32)
-    lo, hi = kernels(device).voting.label_ranges(labels)
+    lo, hi = kernels("cpu").voting.label_ranges(labels)
     bad = np.flatnonzero((lo < 0) | (hi >= np.diff(offsets)))
     if bad.size:
         f = bad[0]
@@ -170,7 +171,7 @@ def consensus_voting(
     """
     device = config.device
     kernel = kernels(device).voting
-    labels, offsets = _check_labels(labels, frame_offsets, device)
+    labels, offsets = _check_labels(labels, frame_offsets)
     k = offsets[-1]
     votes = np.array(initial_votes, dtype=np.float64)
     if votes.shape != (k,):
@@ -186,6 +187,10 @@ def consensus_voting(
         raise ValueError(f"transition must be a scipy sparse ({k}, {k}) matrix, got "
                          f"{type(transition).__name__} of shape {shape}")
     transition = sp.csr_matrix(transition, dtype=np.float64)
+    if device == "cuda":
+        rows = kernels(device).graph.rows_from_csr(transition)
+        return kernels(device).voting.consensus_voting(votes, rows, labels, offsets,
+                                                       config).copy_to_host()
     counts = np.zeros(k, dtype=np.int64)
     kernel.pixel_counts(labels, offsets, counts)
     _check_no_empty(counts, offsets)
