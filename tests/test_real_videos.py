@@ -18,7 +18,7 @@ import pytest
 
 from fastunlc.synthetic import write_frames
 
-from .helpers import read_video_frames, video_size
+from .helpers import TEST_DEVICE, read_video_frames, video_size
 
 REPORT_KEYS = {"input", "name", "fastunlc_version", "source", "working_size", "flow", "shots",
                "processed_frames", "seconds", "seconds_per_processed_frame", "peak_memory_mb",
@@ -27,7 +27,7 @@ REPORT_KEYS = {"input", "name", "fastunlc_version", "source", "working_size", "f
 
 def segment(path, out, *args):
     proc = subprocess.run([sys.executable, "-m", "fastunlc", "segment", str(path), "--out",
-                           str(out), "--quiet", *map(str, args)],
+                           str(out), "--quiet", "--device", TEST_DEVICE, *map(str, args)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     return out

@@ -1,0 +1,97 @@
+"""A whole shot on the GPU (fastunlc.resident) against the CPU pipeline, through the CLI.
+
+Without a GPU these run on Numba's CUDA simulator (conftest.py), which executes every
+simulated thread in Python: a 3-frame 32 x 40 clip with few iterations and superpixels
+takes 40-50 s, so the parameters below are cut down from the reference's (the
+stage tests, tests/test_cuda_*.py, check each kernel at its own edge cases).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from fastunlc import resident
+from fastunlc.config import REFERENCE
+from fastunlc.pipeline import ShotSegmentation
+from fastunlc.synthetic import make_clip, write_frames
+
+SMALL = {"min_shot": 2, "flow_radius": 1, "c2f_min_width": 8,
+         "c2f_outer_iterations": 2, "c2f_sor_iterations": 4, "n_segments": 8,
+         "slic_sigma": 1.0, "voting_iterations": 10, "voting_rounds": 2}
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory):
+    """3 frames of a static-camera clip with one moving object, shrunk to 32 x 40."""
+    clip = make_clip(3, (96, 120), camera="static", n_objects=1, seed=2)
+    frames = np.stack([cv2.resize(f, (40, 32), interpolation=cv2.INTER_AREA)
+                       for f in clip.frames])
+    folder = tmp_path_factory.mktemp("clip") / "frames"
+    write_frames(folder, frames)
+    return folder
+
+
+def segment(folder, out, device, flow, flow_size):
+    settings = [a for name, value in {**SMALL, "flow_size": flow_size}.items()
+                for a in ("--set", f"{name}={value}")]
+    proc = subprocess.run([sys.executable, "-m", "fastunlc", "segment", str(folder), "--out",
+                           str(out), "--device", device, "--flow", flow, "--quiet",
+                           "--no-preview", *settings], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    result = out / folder.name
+    masks = np.stack([cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+                      for p in sorted((result / "masks").iterdir())])
+    return masks, json.loads((result / "report.json").read_text())
+
+
+# The GPU c2f costs the simulator most (about 40 s at 16 x 16); DIS, on the CPU, finds
+# nothing moving at 16 x 16 on this clip and needs 24 x 24.
+@pytest.mark.parametrize("flow, flow_size", [("c2f", 16), ("dis", 24)])
+def test_segment_on_the_gpu_gives_the_cpu_masks(small_clip, tmp_path, flow, flow_size):
+    """Every stage on the GPU (c2f) or all but the flow (dis, OpenCV's, on the CPU).
+
+    Tolerance: with dis the inputs of every GPU stage equal the CPU's and the masks are
+    equal (the stages are exact in the simulator). With c2f the red-black relaxation
+    moves the flow by hundredths of a pixel at these few sweeps, which moves soft mask
+    values by at most 2/255 here (measured) and no pixel across the 0.7 threshold.
+    """
+    cpu, cpu_report = segment(small_clip, tmp_path / "cpu", "cpu", flow, flow_size)
+    gpu, gpu_report = segment(small_clip, tmp_path / "gpu", "cuda", flow, flow_size)
+    assert gpu_report["config"]["device"] == "cuda"
+    assert gpu_report["processed_frames"] == cpu_report["processed_frames"]
+    foreground = cpu > round(255 * 0.7)
+    assert 0.02 < foreground.mean() < 0.5  # an object was found: the comparison means something
+    difference = np.abs(cpu.astype(int) - gpu.astype(int)).max()
+    assert difference <= (0 if flow == "dis" else 3), difference
+    np.testing.assert_array_equal(gpu > round(255 * 0.7), foreground)
+    cpu_shot, gpu_shot = cpu_report["shots"][0], gpu_report["shots"][0]
+    assert (gpu_shot["saliency"], gpu_shot["superpixels"]) == (cpu_shot["saliency"],
+                                                             cpu_shot["superpixels"])
+
+
+def test_shots_in_flight_come_back_in_order_on_their_own_streams(monkeypatch):
+    seen = []
+
+    def fake_segment_shot(frames, config, *, stream):
+        seen.append((int(frames[0, 0, 0, 0]), stream, threading.current_thread().name))
+        time.sleep(0.05 * (3 - int(frames[0, 0, 0, 0]) % 3))  # later shots finish first
+        return ShotSegmentation(frames[..., 0].astype(np.float32), "motion", "", 1.0, 0)
+
+    monkeypatch.setattr(resident, "segment_shot", fake_segment_shot)
+    shots = [np.full((2, 4, 4, 3), i, np.uint8) for i in range(7)]
+    results = list(resident.segment_shots(iter(shots), REFERENCE.replace(device="cuda"),
+                                          in_flight=3))
+    assert [int(r.masks[0, 0, 0]) for r in results] == list(range(7))
+    streams = {stream for _, stream, _ in seen}
+    assert len(streams) == 3 and len({thread for _, _, thread in seen}) == 3
+    with pytest.raises(ValueError, match="in_flight must be >= 1, got 0"):
+        next(resident.segment_shots(shots, REFERENCE, in_flight=0))
