@@ -124,18 +124,9 @@ def segment_shot(
     with timer("saliency"):
         motion = saliency.motion_saliency(flows, pairs, n, config)
         fraction = motion.dominant_fraction
-        if fraction < config.min_dominant_fraction:
-            kind = "appearance"
-            reason = (f"{fraction:.0%} of frames have a dominant camera motion, fewer than "
-                      f"{config.min_dominant_fraction:.0%}: appearance saliency used")
-            small_saliency = np.stack([appearance.appearance_saliency(
-                f, n_segments=config.appearance_n_segments,
-                compactness=config.appearance_compactness, alpha=config.appearance_alpha,
-                sigma2=config.appearance_sigma2) for f in small])
-        else:
-            kind = "motion"
-            reason = f"{fraction:.0%} of frames have a dominant camera motion"
-            small_saliency = motion.saliency
+        kind, reason = saliency_kind(fraction, config)
+        small_saliency = (appearance_saliencies(small, config) if kind == "appearance"
+                          else motion.saliency)
 
     def motionless(peak: float) -> ShotSegmentation:
         # Nothing moves against the camera: every vote would be 0 (or amplified noise).
@@ -170,6 +161,24 @@ def segment_shot(
     with timer("voting"):
         masks = voting.consensus_voting(votes, transition, labels, offsets, config)
     return ShotSegmentation(masks, kind, reason, fraction, int(offsets[-1]))
+
+
+def saliency_kind(dominant_fraction: float, config: UNLCConfig) -> tuple[str, str]:
+    """``("motion" | "appearance", reason)``: the saliency a shot uses, given the share
+    of its frames with a dominant camera motion, and the report's reason."""
+    if dominant_fraction < config.min_dominant_fraction:
+        return "appearance", (f"{dominant_fraction:.0%} of frames have a dominant camera "
+                              f"motion, fewer than {config.min_dominant_fraction:.0%}: "
+                              "appearance saliency used")
+    return "motion", f"{dominant_fraction:.0%} of frames have a dominant camera motion"
+
+
+def appearance_saliencies(frames_small: np.ndarray, config: UNLCConfig) -> np.ndarray:
+    """Appearance saliency ``(n, s, s)`` float64 in [0, 1] of each flow frame ``(n, s, s,
+    3)`` uint8, with the config's ``appearance_*`` parameters."""
+    return np.stack([appearance.appearance_saliency(
+        f, n_segments=config.appearance_n_segments, compactness=config.appearance_compactness,
+        alpha=config.appearance_alpha, sigma2=config.appearance_sigma2) for f in frames_small])
 
 
 def motionless_reason(peak: float, config: UNLCConfig) -> str:

@@ -22,10 +22,16 @@ from contextlib import contextmanager
 import numpy as np
 from numba import cuda
 
-from . import appearance, flow
+from . import flow
 from .backend import kernels
 from .config import REFERENCE, UNLCConfig
-from .pipeline import ShotSegmentation, StageTimer, motionless_reason
+from .pipeline import (
+    ShotSegmentation,
+    StageTimer,
+    appearance_saliencies,
+    motionless_reason,
+    saliency_kind,
+)
 
 
 def segment_shot(
@@ -63,9 +69,11 @@ def segment_shot(
     timer = timer or StageTimer()
     notify = on_stage or (lambda stage: None)
     stream = stream if stream is not None else cuda.stream()
-    n, h, w, channels = frames.shape
-    if n < 2 or channels != 3:
-        raise ValueError(f"frames must be uint8 (n >= 2, h, w, 3), got {frames.shape}")
+    if frames.dtype != np.uint8 or len(frames.shape) != 4 or frames.shape[0] < 2 or (
+            frames.shape[3] != 3):
+        raise ValueError(f"frames must be uint8 (n >= 2, h, w, 3), got {frames.dtype} "
+                         f"{frames.shape}")
+    n, h, w, _ = frames.shape
 
     @contextmanager
     def stage(name: str) -> Iterator[None]:
@@ -88,18 +96,11 @@ def segment_shot(
     with stage("saliency"):
         motion = k.saliency.motion_saliency(flows, pairs, n, config, stream=stream)
         fraction = motion.dominant_fraction
-        if fraction < config.min_dominant_fraction:
-            kind = "appearance"
-            reason = (f"{fraction:.0%} of frames have a dominant camera motion, fewer than "
-                      f"{config.min_dominant_fraction:.0%}: appearance saliency used")
-            host_small = small.copy_to_host(stream=stream)
-            small_saliency = cuda.to_device(np.stack([appearance.appearance_saliency(
-                f, n_segments=config.appearance_n_segments,
-                compactness=config.appearance_compactness, alpha=config.appearance_alpha,
-                sigma2=config.appearance_sigma2) for f in host_small]), stream=stream)
+        kind, reason = saliency_kind(fraction, config)
+        if kind == "appearance":
+            small_saliency = k.arrays.as_device(
+                appearance_saliencies(small.copy_to_host(stream=stream), config), stream)
         else:
-            kind = "motion"
-            reason = f"{fraction:.0%} of frames have a dominant camera motion"
             small_saliency = motion.saliency
 
     def motionless(peak: float) -> ShotSegmentation:
@@ -121,14 +122,16 @@ def segment_shot(
         graph = k.graph.transition(features, offsets, config, stream=stream)
 
     with stage("saliency"):
+        # Pixel counts and boxes of the superpixels, found once for saliency and voting.
+        layout = k.saliency.superpixel_layout(labels, offsets, stream=stream)
         votes, peak = k.saliency.superpixel_saliency(small_saliency, labels, offsets, config,
-                                                     stream=stream)
+                                                     stream=stream, layout=layout)
     if kind == "motion" and peak < config.static_saliency_floor:
         return motionless(peak)
 
     with stage("voting"):
         masks = k.voting.consensus_voting(votes, graph, labels, offsets, config,
-                                          stream=stream)
+                                          stream=stream, layout=layout)
         host_masks = masks.copy_to_host(stream=stream)
     return ShotSegmentation(host_masks, kind, reason, fraction, int(offsets[-1]))
 

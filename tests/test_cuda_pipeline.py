@@ -20,7 +20,7 @@ import pytest
 
 from fastunlc import resident
 from fastunlc.config import REFERENCE
-from fastunlc.pipeline import ShotSegmentation
+from fastunlc.pipeline import ShotSegmentation, segment_shot
 from fastunlc.synthetic import make_clip, write_frames
 
 SMALL = {"min_shot": 2, "flow_radius": 1, "c2f_min_width": 8,
@@ -76,6 +76,21 @@ def test_segment_on_the_gpu_gives_the_cpu_masks(small_clip, tmp_path, flow, flow
     cpu_shot, gpu_shot = cpu_report["shots"][0], gpu_report["shots"][0]
     assert (gpu_shot["saliency"], gpu_shot["superpixels"]) == (cpu_shot["saliency"],
                                                              cpu_shot["superpixels"])
+
+
+def test_the_appearance_fallback_on_the_gpu_gives_the_cpu_masks():
+    """Blurred noise has no dominant camera motion (a third of its frames), so the shot
+    falls back to appearance saliency, computed on the CPU and uploaded; with the CPU's
+    DIS flow every GPU stage gets the CPU's inputs, so the masks are equal."""
+    rng = np.random.default_rng(0)
+    frames = np.stack([cv2.GaussianBlur(f, (5, 5), 2)
+                       for f in rng.integers(0, 256, (3, 32, 40, 3), dtype=np.uint8)])
+    config = REFERENCE.replace(**SMALL, flow="dis", flow_size=24, appearance_n_segments=20)
+    cpu = segment_shot(frames, config)
+    gpu = segment_shot(frames, config.replace(device="cuda"))
+    assert cpu.saliency == gpu.saliency == "appearance" and gpu.reason == cpu.reason
+    np.testing.assert_array_equal(gpu.masks, cpu.masks)
+    assert gpu.n_superpixels == cpu.n_superpixels
 
 
 def test_shots_in_flight_come_back_in_order_on_their_own_streams(monkeypatch):

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import cuda
+from numba import config, cuda
 
 BLOCK_1D = 128
 """Threads per block of a 1-D launch (a multiple of the 32-thread warp)."""
 BLOCK_2D = (8, 16)
 """Threads per block of a 2-D launch, (rows, columns): 128 threads."""
+SIMULATOR = bool(config.ENABLE_CUDASIM)
+"""Whether kernels run on Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
+
+if SIMULATOR:
+    def mul_rn(a, b):
+        """``a * b`` rounded on its own (the simulator runs Python, which never fuses;
+        NumPy float32 scalars round their product once too)."""
+        return a * b
+
+    mul_rn32 = mul_rn
+else:  # pragma: no cover - needs a GPU
+    from numba.cuda import libdevice
+
+    # NVVM contracts a plain ``a * b + c`` into one fused multiply-add, which the CPU
+    # never does; __dmul_rn / __fmul_rn are never contracted (CUDA Math API), so the
+    # kernels that match the CPU bit for bit multiply through these.
+    mul_rn = libdevice.dmul_rn
+    mul_rn32 = libdevice.fmul_rn
 
 
 def as_device(array, stream=0):
@@ -38,6 +56,25 @@ def launch_1d(n: int, block: int = BLOCK_1D) -> tuple[int, int]:
     smaller than ``block`` gets a single block of just enough (warp-rounded) threads."""
     threads = min(block, max(32, -(-n // 32) * 32))
     return max(1, -(-n // threads)), threads
+
+
+def grid_1d(n: int) -> tuple[int, int]:
+    """``(blocks, threads)`` of a grid-stride kernel over ``n`` items.
+
+    On a GPU :func:`launch_1d`'s one thread per item. The simulator runs every thread as
+    a Python thread that costs about 0.5 ms to start, so there one warp loops over all
+    the items (blocks run one after another there anyway).
+    """
+    if SIMULATOR:
+        return 1, min(32, max(1, n))
+    return launch_1d(n)
+
+
+def stream_sync(stream) -> None:
+    """Wait for the copies queued on ``stream`` to land in host memory. Copies on the
+    default stream (0) are synchronous already; nothing waits for other streams."""
+    if stream:
+        stream.synchronize()
 
 
 def launch_2d(rows: int, columns: int, block: tuple[int, int] = BLOCK_2D

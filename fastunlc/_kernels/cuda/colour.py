@@ -40,11 +40,11 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from numba import config, cuda
+from numba import cuda
 from skimage.color import colorconv
 from skimage.util import img_as_float64
 
-from .arrays import as_device, launch_1d
+from .arrays import SIMULATOR, as_device, launch_1d, mul_rn
 
 _LEVELS = img_as_float64(np.arange(256, dtype=np.uint8))
 
@@ -68,33 +68,23 @@ _WHITE_LAB = colorconv.rgb2lab(np.full((1, 1, 3), 255, np.uint8))[0, 0]
 _WHITE = colorconv.xyz_tristimulus_values(illuminant="D65", observer="2")
 _GREY = (0.2125, 0.7154, 0.0721)  # rgb2gray's weights
 
-if config.ENABLE_CUDASIM:
+if SIMULATOR:
     # Plain Python, called as is from the simulated kernels.
 
     def fma(a, b, c):
         """``a * b + c`` rounded once (exactly, in fractions)."""
         return float(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
 
-    def mul_rn(a, b):
-        """``a * b`` rounded on its own."""
-        return a * b
-
     def cbrt(x):
         """Cube root (NumPy's)."""
         return np.cbrt(x)
 
 else:  # pragma: no cover - needs a GPU
-    from numba.cuda import libdevice
 
     @cuda.jit(device=True, inline=True)
     def fma(a, b, c):
         """``a * b + c`` rounded once."""
         return cuda.fma(a, b, c)
-
-    @cuda.jit(device=True, inline=True)
-    def mul_rn(a, b):
-        """``a * b`` rounded on its own: never fused with the addition that follows."""
-        return libdevice.dmul_rn(a, b)
 
     @cuda.jit(device=True, inline=True)
     def cbrt(x):

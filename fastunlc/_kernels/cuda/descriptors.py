@@ -33,8 +33,8 @@ from numba import cuda, float64, int64
 
 from ..cpu.descriptors import BLOCK_NORMS
 from ..cpu.histograms import channel_edges
-from .arrays import as_device, launch_1d
-from .colour import bin_index, grey_pixel, lab_pixel, mul_rn
+from .arrays import as_device, launch_1d, mul_rn
+from .colour import bin_index, grey_pixel, lab_pixel
 
 _EPS = 1e-5  # scikit-image's block-normalisation epsilon
 _PW_BLOCKSIZE = 128  # NumPy's pairwise-summation block

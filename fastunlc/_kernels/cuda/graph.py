@@ -34,8 +34,7 @@ import scipy.sparse as sp
 from numba import cuda, float64, int64
 
 from ...config import REFERENCE, UNLCConfig
-from .arrays import as_device
-from .saliency import grid_1d
+from .arrays import as_device, grid_1d
 
 TILE = 32
 """Queries per block, and candidates per shared-memory tile."""

@@ -25,43 +25,18 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import config as numba_config
 from numba import cuda, float64, int32
 
 from ...config import REFERENCE, UNLCConfig
-from .arrays import as_device, launch_1d
+from .arrays import SIMULATOR, as_device, grid_1d, mul_rn, stream_sync
 
 STATIC = 1
 TRANSLATING = 2
 NOT_DOMINANT = 0
 """Pair kinds, as :mod:`fastunlc._kernels.cpu.saliency` numbers them."""
 
-SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
-"""Whether kernels run on Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
 PEAK_THREADS = 128
 """Threads of the per-frame maximum's blocks (a power of two; 32 in the simulator)."""
-
-if SIMULATOR:
-    def mul_rn(a, b):
-        """``a * b`` rounded on its own (the simulator runs Python, which never fuses)."""
-        return a * b
-else:
-    from numba.cuda import libdevice
-
-    # __dmul_rn is never contracted into an FMA with a following add (CUDA Math API).
-    mul_rn = libdevice.dmul_rn
-
-
-def grid_1d(n: int) -> tuple[int, int]:
-    """``(blocks, threads)`` of a grid-stride kernel over ``n`` items.
-
-    On a GPU :func:`.arrays.launch_1d`'s one thread per item. The simulator runs every
-    thread as a Python thread that costs about 0.5 ms to start, so there one warp loops
-    over all the items (blocks run one after another there anyway).
-    """
-    if SIMULATOR:
-        return 1, min(32, max(1, n))
-    return launch_1d(n)
 
 
 @dataclass(frozen=True)
@@ -413,13 +388,6 @@ def _pair_maps(flows, config: UNLCConfig, stream) -> tuple[object, object]:
     else:
         smoothed = deviation
     return kinds, smoothed
-
-
-def stream_sync(stream) -> None:
-    """Wait for the copies queued on ``stream`` to land in host memory. Copies on the
-    default stream (0) are synchronous already; nothing waits for other streams."""
-    if stream:
-        stream.synchronize()
 
 
 @cuda.jit

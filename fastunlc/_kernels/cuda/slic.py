@@ -39,7 +39,6 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from numba import config as numba_config
 from numba import cuda, int32, int64
 
 from ...config import REFERENCE, UNLCConfig
@@ -47,7 +46,9 @@ from ...superpixels import gaussian_weights, regular_grid
 
 # The CPU kernel's constants, so that both backends compute with the same float32 values.
 from ..cpu.slic import _F_KNEE, _F_OFFSET, _F_SLOPE, _XYZN_FROM_RGB, FIXED_ONE
-from .arrays import as_device, launch_1d
+from .arrays import SIMULATOR, as_device, launch_1d
+from .arrays import mul_rn as _mul64
+from .arrays import mul_rn32 as _mul
 
 CELL_CAPACITY = 64
 """Centres listed per cell; a cell whose windows hold more scans every centre (seed-grid
@@ -65,23 +66,14 @@ _L_OFFSET = np.float32(16.0)
 _A_SCALE = np.float32(500.0)
 _B_SCALE = np.float32(200.0)
 
-if numba_config.ENABLE_CUDASIM:
+if SIMULATOR:
     # The simulator runs kernels as Python on NumPy scalars, where a float32 product
     # rounds once, as __fmul_rn's does. Its device functions are Python functions
     # behind a wrapper that swaps module globals on every call; plain functions (which
     # see the kernel's simulated cuda module all the same) take a third less time.
-    def _mul(a, b):
-        return a * b
-
-    _mul64 = _mul
-
     def _device_function(function):
         return function
 else:
-    from numba.cuda import libdevice
-
-    _mul = libdevice.fmul_rn
-    _mul64 = libdevice.dmul_rn
     _device_function = cuda.jit(device=True, inline=True)
 
 

@@ -32,8 +32,8 @@ import numpy as np
 from numba import cuda
 
 from ...config import REFERENCE, UNLCConfig
-from .arrays import as_device
-from .saliency import Superpixels, grid_1d, mul_rn, stream_sync, superpixel_layout
+from .arrays import as_device, grid_1d, mul_rn, stream_sync
+from .saliency import Superpixels, superpixel_layout
 
 NEGATIVE_VOTE_TOLERANCE = 1e-9
 """Initial votes down to ``-NEGATIVE_VOTE_TOLERANCE`` are rounding noise and read as 0
