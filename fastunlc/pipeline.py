@@ -90,7 +90,8 @@ def segment_shot(
         RGB frames of the shot at working size (after :func:`fastunlc.video.working_size`),
         already subsampled; ``n >= 2``.
     config : UNLCConfig
-        Parameters; defaults are the reference's.
+        Parameters; defaults are the reference's. ``device="cuda"`` runs the whole shot
+        on the GPU (:func:`fastunlc.resident.segment_shot`).
     timer : StageTimer, optional
         Accumulates seconds per stage (flow, saliency, superpixels, descriptors,
         graph, voting).

@@ -77,12 +77,13 @@ def test_cuda_without_a_gpu_is_one_line_when_the_kernels_are_asked_for():
         "CUDA_VISIBLE_DEVICES, and install fastunlc[gpu]); use device 'cpu'"]
 
 
-@pytest.mark.parametrize("command", ["segment", "build"])
+@pytest.mark.parametrize("command", ["segment", "build", "demo"])
 def test_cli_device_cuda_without_a_gpu_says_so_in_one_line(tmp_path, command):
     clip = tmp_path / "clip"
     clip.mkdir()  # never read: the device is checked first
+    inputs = [] if command == "demo" else [str(clip)]
     out = _without_gpu(f"import sys; from fastunlc.cli import main; sys.exit(main("
-                       f"[{command!r}, {str(clip)!r}, '--out', {str(tmp_path / 'out')!r}, "
+                       f"[{command!r}, *{inputs!r}, '--out', {str(tmp_path / 'out')!r}, "
                        "'--device', 'cuda', '--quiet']))")
     assert out.returncode == 2
     assert out.stderr.splitlines() == [

@@ -58,9 +58,9 @@ class Resources:
         its workers share one machine, capped by ``Limits.memory_mb``.
     gpus : float
         GPUs per video for the Ray engine, which asks its scheduler for them (0.5: two
-        videos share a GPU). The local engine places GPU work itself (one pool of
-        ``workers`` processes per visible GPU when ``config.device == "cuda"``) and
-        refuses a request here.
+        videos share a GPU). The local engine places GPU work itself (``workers``
+        processes per visible GPU when ``config.device == "cuda"``) and refuses a
+        request here.
     """
 
     cpus: float | None = None
