@@ -104,6 +104,55 @@ def test_build_on_the_gpu_gives_the_cpu_dataset(small_clip, tmp_path):
         np.testing.assert_array_equal(gpu[i].mask, cpu[i].mask)
 
 
+def test_each_stage_function_takes_device_cuda_to_its_kernels():
+    """The public functions of every stage, device="cuda" against device="cpu" on one
+    tiny shot, each given the CPU's output of the stage before; tolerances are those
+    the kernel tests (tests/test_cuda_*.py) state: exact where the stage is exact on the
+    simulator, the graph's weights to 2e-4 (the CPU's distances are float32), the flow
+    to a few hundredths of a pixel (red-black against Gauss-Seidel, 4 sweeps)."""
+    from fastunlc import colour, descriptors, flow, graph, saliency, shots, superpixels, voting
+
+    frames = make_clip(2, (64, 64), camera="pan", n_objects=1, seed=3).frames[:, ::3, ::3]
+    cpu = REFERENCE.replace(**{**SMALL, "flow_size": 10, "n_segments": 6})
+    gpu = cpu.replace(device="cuda")
+    small = flow.resize_for_flow(frames, 10)
+    np.testing.assert_array_equal(flow.resize_for_flow(frames, 10, device="cuda"), small)
+    pairs = flow.flow_pairs(2, 1)
+    flows = flow.optical_flow(small, pairs, cpu)
+    assert np.abs(flow.optical_flow(small, pairs, gpu) - flows).max() < 0.05
+    motion = saliency.motion_saliency(flows, pairs, 2, cpu)
+    on_gpu = saliency.motion_saliency(flows, pairs, 2, gpu)
+    np.testing.assert_array_equal(on_gpu.saliency, motion.saliency)
+    np.testing.assert_array_equal(on_gpu.pair_kinds, motion.pair_kinds)
+    labels, counts = superpixels.slic_superpixels_batch(frames, cpu)
+    for got, want in zip(superpixels.slic_superpixels_batch(frames, gpu), (labels, counts),
+                         strict=True):
+        np.testing.assert_array_equal(got, want)
+    features, offsets = descriptors.superpixel_descriptors_batch(frames, labels, counts, cpu)
+    got, got_offsets = descriptors.superpixel_descriptors_batch(frames, labels, counts, gpu)
+    np.testing.assert_array_equal(got_offsets, offsets)
+    np.testing.assert_allclose(got, features, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(graph.knn_graph(features, offsets, gpu)[0],
+                                  graph.knn_graph(features, offsets, cpu)[0])
+    transition = graph.transition_matrix(features, offsets, cpu)
+    on_gpu = graph.transition_matrix(features, offsets, gpu)
+    np.testing.assert_array_equal(on_gpu.indices, transition.indices)
+    np.testing.assert_allclose(on_gpu.data, transition.data, rtol=0, atol=2e-4)
+    votes, peak = saliency.superpixel_saliency(motion.saliency, labels, offsets, cpu)
+    got, got_peak = saliency.superpixel_saliency(motion.saliency, labels, offsets, gpu)
+    np.testing.assert_array_equal(got, votes)
+    assert got_peak == peak
+    np.testing.assert_array_equal(
+        voting.consensus_voting(votes, transition, labels, offsets, gpu),
+        voting.consensus_voting(votes, transition, labels, offsets, cpu))
+    features = shots.shot_features(frames, 8)
+    np.testing.assert_array_equal(shots.shot_features(frames, 8, device="cuda"), features)
+    np.testing.assert_array_equal(shots.kts_change_points(features, 1, 0.6, device="cuda"),
+                                  shots.kts_change_points(features, 1, 0.6))
+    np.testing.assert_allclose(colour.rgb2lab(frames, device="cuda"), colour.rgb2lab(frames),
+                               rtol=0, atol=1e-12)
+
+
 def test_the_appearance_fallback_on_the_gpu_gives_the_cpu_masks():
     """Blurred noise has no dominant camera motion (a third of its frames), so the shot
     falls back to appearance saliency, computed on the CPU and uploaded; with the CPU's
