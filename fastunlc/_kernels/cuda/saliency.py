@@ -10,7 +10,7 @@ the Numba CUDA simulator and wherever the GPU rounds as the CPU does:
   order, a superpixel's saliency over its pixels in raster order (one thread per
   superpixel, walking its bounding box);
 - the median is exact (a radix select on the magnitudes' bits, one block per pair);
-- products that feed a sum go through :func:`mul_rn` (PTX ``mul.rn.f64``), which
+- products that feed a sum go through :func:`.arrays.mul_rn` (PTX ``mul.rn.f64``), which
   neither NVVM nor ptxas fuses into an FMA, which would round differently from the CPU
   (without it NVVM turns ``u * u + v * v`` into ``fma(u, u, v * v)``).
 

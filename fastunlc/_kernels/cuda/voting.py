@@ -4,7 +4,7 @@ The same masks as :func:`fastunlc.voting.consensus_voting` with ``device="cpu"``
 
 - ``v <- T v``: one thread per row sums its products in the row's stored order (the
   CSR order of :mod:`.graph`'s rows), each product rounded on its own
-  (:func:`.saliency.mul_rn`), as SciPy's CSR product does; the division by the frame's
+  (:func:`.arrays.mul_rn`), as SciPy's CSR product does; the division by the frame's
   peak of the previous iteration is done where a vote is read, which gives the same
   quotient as dividing first. Peaks are atomic maxima (exact in any order).
 - The superpixel means of a round's edited mask add the same numbers in the same order
