@@ -44,6 +44,7 @@ from numba import cuda
 from skimage.color import colorconv
 from skimage.util import img_as_float64
 
+from ..cpu import histograms as cpu_histograms
 from .arrays import SIMULATOR, as_device, launch_1d, mul_rn
 
 _LEVELS = img_as_float64(np.arange(256, dtype=np.uint8))
@@ -121,27 +122,18 @@ def grey_pixel(r, g, b):
     return fma(unit[b], _GREY[2], fma(unit[r], _GREY[0], unit[g] * _GREY[1]))
 
 
+# np.histogram's binning, compiled for the GPU from the CPU kernel's own Python source,
+# so both backends bin by one piece of code.
+histogram_bin = cuda.jit(device=True, inline=True)(cpu_histograms.bin_index.py_func)
+
+
 @cuda.jit(device=True, inline=True)
 def bin_index(x, edges, c):
     """Bin of ``x`` among ``edges[c]`` (``bins + 1`` edges from ``np.linspace``) under
-    ``np.histogram(..., range=(edges[c, 0], edges[c, -1]))``; -1 when it is not counted.
-
-    The twin of :func:`fastunlc._kernels.cpu.histograms.bin_index`: values outside the
-    range are dropped, the last bin is closed, and rounding is corrected by the edges.
-    """
+    ``np.histogram(..., range=(edges[c, 0], edges[c, -1]))``; -1 when it is not counted
+    (:func:`fastunlc._kernels.cpu.histograms.bin_index` on row ``c``)."""
     n = edges.shape[1] - 1
-    lo = edges[c, 0]
-    hi = edges[c, n]
-    if not (x >= lo and x <= hi):
-        return -1
-    i = int(((x - lo) / (hi - lo)) * n)
-    if i == n:
-        i -= 1
-    if x < edges[c, i]:
-        i -= 1
-    elif i != n - 1 and x >= edges[c, i + 1]:
-        i += 1
-    return i
+    return histogram_bin(x, edges[c, 0], edges[c, n], edges[c])
 
 
 @cuda.jit

@@ -29,6 +29,7 @@ from numba import cuda, float64, int32
 
 from ...config import REFERENCE, UNLCConfig
 from .arrays import SIMULATOR, as_device, grid_1d, mul_rn, stream_sync
+from .colour import histogram_bin
 
 STATIC = 1
 TRANSLATING = 2
@@ -71,22 +72,6 @@ class MotionSaliency:
         return float(self.dominant.mean()) if self.dominant.size else 0.0
 
 
-@cuda.jit(device=True, inline=True)
-def _bin_index(x, lo, hi, edges):
-    """``fastunlc._kernels.cpu.histograms.bin_index``: np.histogram's bin of ``x``, or -1."""
-    if not (x >= lo and x <= hi):
-        return -1
-    n = edges.shape[0] - 1
-    i = int(((x - lo) / (hi - lo)) * n)
-    if i == n:
-        i -= 1
-    if x < edges[i]:
-        i -= 1
-    elif i != n - 1 and x >= edges[i + 1]:
-        i += 1
-    return i
-
-
 @cuda.jit
 def _polar(flows, edges, mag, theta, bins):
     """Per pixel of every pair: magnitude, direction and direction bin of the flow."""
@@ -101,7 +86,7 @@ def _polar(flows, edges, mag, theta, bins):
         mag[p, i] = math.sqrt(mul_rn(u, u) + mul_rn(v, v))
         t = math.atan2(v, u)
         theta[p, i] = t
-        bins[p, i] = _bin_index(t, edges[0], edges[edges.shape[0] - 1], edges)
+        bins[p, i] = histogram_bin(t, edges[0], edges[edges.shape[0] - 1], edges)
 
 
 @cuda.jit
