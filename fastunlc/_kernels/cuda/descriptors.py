@@ -31,6 +31,7 @@ import math
 import numpy as np
 from numba import cuda, float64, int64
 
+from ..cpu import descriptors as cpu_descriptors
 from ..cpu.descriptors import BLOCK_NORMS
 from ..cpu.histograms import channel_edges
 from .arrays import as_device, launch_1d, mul_rn
@@ -112,18 +113,9 @@ def _pairwise_sum(a, row, n, square):
     return sums[0]
 
 
-@cuda.jit(device=True, inline=True)
-def _place_1d(lo, hi, size, extent):
-    """``(unclipped, clipped)`` patch start on one axis for a box ``[lo, hi]``; the CPU's
-    :func:`~fastunlc._kernels.cpu.descriptors._place_1d` (true division, truncation)."""
-    start = int((lo + hi - size) / 2)
-    first = max(0, min(start, extent - 1))
-    end = max(0, min(start + size, extent - 1))
-    if first == 0:
-        end = size
-    if end == extent - 1:
-        first = end - size
-    return start, first
+# The patch placement (reference truncation and border shifts), compiled for the GPU from
+# the CPU kernel's own Python source.
+_place_1d = cuda.jit(device=True, inline=True)(cpu_descriptors._place_1d.py_func)
 
 
 @cuda.jit
