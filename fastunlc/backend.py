@@ -33,7 +33,7 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda")
 # The kernel modules of each backend: fastunlc._kernels.<device>.<name>. The CPU's
 # flow is the compiled extension (Kernels.flow).
 STAGES: dict[str, tuple[str, ...]] = {
-    "cpu": ("colour", "descriptors", "histograms", "kts", "saliency", "slic", "voting"),
+    "cpu": ("colour", "descriptors", "histograms", "saliency", "shots", "slic", "voting"),
     "cuda": ("arrays", "colour", "descriptors", "flow", "graph", "saliency", "shots", "slic",
              "voting"),
 }

@@ -19,12 +19,12 @@ STAGES = ("colour", "descriptors", "flow", "saliency", "shots", "superpixels", "
 
 
 def test_cpu_resolves_to_the_numba_kernels_once():
-    from fastunlc._kernels.cpu import colour, descriptors, histograms, kts, saliency, slic, voting
+    from fastunlc._kernels.cpu import colour, descriptors, histograms, saliency, shots, slic, voting
 
     k = backend.kernels("cpu")
     assert k.device == "cpu"
-    assert (k.colour, k.descriptors, k.histograms, k.kts, k.saliency, k.slic, k.voting) == (
-        colour, descriptors, histograms, kts, saliency, slic, voting)
+    assert (k.colour, k.descriptors, k.histograms, k.saliency, k.shots, k.slic, k.voting) == (
+        colour, descriptors, histograms, saliency, shots, slic, voting)
     assert backend.kernels("cpu") is k and backend.kernels() is k  # cached
 
 
@@ -49,8 +49,8 @@ def test_cuda_resolves_lazily_to_the_numba_cuda_kernels():
     from fastunlc._kernels.cuda import arrays
 
     assert k.arrays is arrays
-    with pytest.raises(AttributeError, match="the cuda backend has no 'kts' kernels"):
-        k.kts  # noqa: B018
+    with pytest.raises(AttributeError, match="the cuda backend has no 'histograms' kernels"):
+        k.histograms  # noqa: B018
 
 
 NO_GPU = {"NUMBA_ENABLE_CUDASIM": "0", "CUDA_VISIBLE_DEVICES": ""}

@@ -82,6 +82,15 @@ def test_features_equal_oracle_on_random_frames() -> None:
         )
 
 
+def test_features_equal_oracle_on_every_colour() -> None:
+    """All 2^24 colours, shuffled into 4,096 frames of 64 x 64: a colour whose CIELAB
+    fell in another bin than skimage's would change its frame's histograms."""
+    codes = np.random.default_rng(0).permutation(1 << 24).astype(np.uint32)
+    frames = np.stack([codes >> 16, codes >> 8, codes], axis=-1).astype(np.uint8)
+    frames = frames.reshape(4096, 64, 64, 3)
+    np.testing.assert_array_equal(shots.shot_features(frames), ref.shot_features(frames))
+
+
 def test_features_equal_oracle_on_real_frames(opencv_data: Path) -> None:
     frames = np.concatenate([
         read_video_frames(opencv_data / "vtest.avi", 0, 2)[:, :528, :720],
