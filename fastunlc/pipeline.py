@@ -387,7 +387,15 @@ def iter_segment(
     with timer("shots"):
         plan.shots = shots.detect_shots(features, config)
 
-    frames_iter = None if cache is not None else source.frames(start, stop)
+    frames_iter = None
+    if cache is None:
+        # The second decode converts only the frames some shot will process.
+        needed = set()
+        for s, e in plan.shots:
+            local = shots.shot_frames(s, e, config)
+            if local is not None:
+                needed.update((local + plan.first_frame).tolist())
+        frames_iter = source.frames(start, stop, wanted=needed.__contains__)
     for shot_index, (s, e) in enumerate(plan.shots):
         shot_start, shot_end = plan.first_frame + s, plan.first_frame + e
         local = shots.shot_frames(s, e, config)

