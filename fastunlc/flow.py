@@ -9,7 +9,8 @@ feeds the motion-saliency stage. Two methods:
     reference's parameters, compiled in ``fastunlc._C``. All pairs of a shot run in one
     call, in parallel over pairs, each frame's pyramid built once. It agrees with the
     reference's ``pyflow`` to float32 rounding; :mod:`fastunlc.reference.flow` is the
-    plain NumPy version of the same algorithm.
+    plain NumPy version of the same algorithm. ``config.c2f_precision = "float32"``
+    solves in float32 instead of float64 (faster, not the reference's rounding).
 ``dis``
     OpenCV's Dense Inverse Search on grey frames, preset MEDIUM: of the three presets
     it is the closest to ``c2f`` on real 100 x 100 frames (mean end-point difference
@@ -122,7 +123,8 @@ def optical_flow(
         Frame indices ``(a, b)`` in ``[0, n)``, e.g. from :func:`flow_pairs`.
     config : UNLCConfig
         ``flow`` picks the method; ``c2f`` (and ``c2f-fast``) use the ``c2f_*``
-        parameters; with ``device == "cuda"`` they run on the GPU (red-black relaxation:
+        parameters (``c2f_precision``: the CPU solver's arithmetic); with
+        ``device == "cuda"`` they run on the GPU (red-black relaxation:
         within about 0.001 px of the CPU's flow at the reference's settings), ``dis``
         always runs on the CPU.
     threads : int, keyword-only
@@ -178,7 +180,7 @@ def _coarse2fine(frames: np.ndarray, pairs: np.ndarray, config: UNLCConfig,
     return kernels(config.device).flow.coarse2fine_flow_pairs(
         frames / 255.0, pairs, config.c2f_alpha, config.c2f_ratio, config.c2f_min_width,
         config.c2f_outer_iterations, config.c2f_inner_iterations, config.c2f_sor_iterations,
-        threads)
+        threads, precision=config.c2f_precision)
 
 
 def _dis(frames: np.ndarray, pairs: np.ndarray) -> np.ndarray:

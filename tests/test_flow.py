@@ -1,6 +1,7 @@
 """Optical flow stage: pair lists, resizing, the compiled c2f flow against the NumPy
-oracle, its packed (SIMD lanes) solver against its one-pair solver bit for bit, known
-displacements for c2f and DIS, threading and bad input."""
+oracle, its packed (SIMD lanes) solver against its one-pair solver bit for bit, its
+float32 solver against the float64 one, known displacements for c2f and DIS, threading
+and bad input."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ pair (the C++ SOR update is the oracle's with products distributed, which change
 rounding)."""
 PACK = _C.C2F_PACK_WIDTH
 """Pairs the compiled solver runs side by side, one per SIMD lane (8 with AVX-512)."""
+PACK32 = _C.C2F_PACK32_WIDTH
+"""... and with ``precision="float32"`` (16 with AVX-512)."""
+FLOAT32_MAX_EPE = 2e-3
+FLOAT32_MEAN_EPE = 1e-4
+"""Largest and mean end-point difference (px) allowed between the float32 and the float64
+solver. Measured (AVX-512): max 1.5e-4 px, mean 9e-8 px over the 228 pairs of the first
+40 vtest frames at 100 x 100; max 2.4e-4 px, mean 1.1e-5 px on the random shots below; up
+to 7e-6 px on known translations. (On unrelated random textures, an ill-posed flow, single
+pixels move by up to 2 px.)"""
 C2F = (REFERENCE.c2f_alpha, REFERENCE.c2f_ratio, REFERENCE.c2f_min_width,
        REFERENCE.c2f_outer_iterations, REFERENCE.c2f_inner_iterations,
        REFERENCE.c2f_sor_iterations)
@@ -59,6 +69,11 @@ def c2f_all(frames: np.ndarray, pairs: np.ndarray, params, *, pack: int,
     """Float64 flow of every pair with the given packing (0: default, 1: one pair at a
     time, PACK: packs only)."""
     return _C.coarse2fine_flow_pairs(frames, pairs, *params, threads, pack, True)
+
+
+def end_point_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| per pixel (px) of two (..., 2) flows."""
+    return np.linalg.norm(a - b, axis=-1)
 
 
 def assert_bitwise_equal(got: np.ndarray, expected: np.ndarray) -> None:
@@ -243,6 +258,88 @@ def test_threads_do_not_change_the_packed_flow(vtest):
     one = c2f_all(frames, pairs, C2F, pack=0, threads=1)
     assert_bitwise_equal(c2f_all(frames, pairs, C2F, pack=0, threads=2), one)
     assert_bitwise_equal(c2f_all(frames, pairs, C2F, pack=1, threads=2), one)
+
+
+# ---------------------------------------------------------------------------------------------
+# float32 lanes against the float64 solver
+# ---------------------------------------------------------------------------------------------
+
+
+def c2f32_all(frames: np.ndarray, pairs: np.ndarray, params, *, pack: int) -> np.ndarray:
+    """The float32 solver's flow of every pair, widened to float64."""
+    return _C.coarse2fine_flow_pairs(frames, pairs, *params, 1, pack, True, precision="float32")
+
+
+def assert_float32_close(f32: np.ndarray, f64: np.ndarray) -> None:
+    diff = end_point_difference(f32, f64)
+    assert diff.max() < FLOAT32_MAX_EPE and diff.mean() < FLOAT32_MEAN_EPE
+    assert diff.max() > 0  # the float32 solver did run: float64 would give no difference
+    np.testing.assert_array_equal(f32, f32.astype(np.float32))  # float32 values
+
+
+@pytest.mark.parametrize(
+    ("size", "params"),
+    [
+        ((24, 24), (0.012, 0.75, 16, 7, 1, 30)),  # one pyramid level, reference iterations
+        ((36, 28), (0.012, 0.75, 10, 3, 1, 12)),  # non-square, three levels
+        ((30, 30), (0.03, 0.6, 8, 2, 2, 8)),  # two inner iterations, other ratio and alpha
+    ],
+)
+def test_float32_lanes_close_to_float64_on_random_frames(size, params):
+    frames = random_shot(6, size, seed=sum(size))
+    pairs = flow_pairs(6, 2)  # 18 pairs: a full float32 pack and a remainder
+    f64 = c2f_all(frames, pairs, params, pack=0)
+    assert np.abs(f64).max() > 0.5  # the test is not about a zero field
+    assert_float32_close(c2f32_all(frames, pairs, params, pack=0), f64)
+
+
+def test_float32_lanes_close_to_float64_on_real_frames(vtest):
+    """Reference settings: 18 pairs of 6 vtest frames at the reference's 100 x 100."""
+    frames = resize_for_flow(vtest[:6], 100) / 255.0
+    pairs = flow_pairs(6, 2)
+    f64 = c2f_all(frames, pairs, C2F, pack=0)
+    assert np.abs(f64).max() > 1.0
+    assert_float32_close(c2f32_all(frames, pairs, C2F, pack=0), f64)
+
+
+def test_float32_packed_equals_single_pair_bitwise():
+    """Each float32 lane does the IEEE operations of the float32 single-pair solver, for
+    fewer pairs than lanes, a full pack and a remainder."""
+    frames = random_shot(6, (30, 30), seed=5)
+    params = (0.012, 0.75, 10, 3, 1, 10)
+    pairs = flow_pairs(6, 2)
+    single = c2f32_all(frames, pairs, params, pack=1)
+    assert np.abs(single).max() > 0.5
+    assert_bitwise_equal(c2f32_all(frames, pairs, params, pack=PACK32), single)
+    assert_bitwise_equal(c2f32_all(frames, pairs, params, pack=0), single)
+    for n_pairs in (3, 7):
+        assert_bitwise_equal(c2f32_all(frames, pairs[:n_pairs], params, pack=PACK32),
+                             single[:n_pairs])
+
+
+def test_float32_precision_reaches_the_solver_through_the_config(vtest):
+    frames = resize_for_flow(vtest[:3], 32)
+    pairs = np.array([[0, 1], [2, 1]])
+    config = REFERENCE.replace(c2f_precision="float32")
+    got = optical_flow(frames, pairs, config, threads=1)
+    expected = _C.coarse2fine_flow_pairs(frames / 255.0, pairs, *C2F, 1, precision="float32")
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(got, optical_flow(frames, pairs, threads=1))
+
+
+def test_bad_precision_is_refused():
+    frames = np.zeros((2, 24, 24, 3))
+    pairs = np.array([[0, 1]])
+    params = (0.012, 0.75, 20, 7, 1, 30, 1)
+    with pytest.raises(ValueError, match="precision must be 'float64' or 'float32', got 'half'"):
+        _C.coarse2fine_flow_pairs(frames, pairs, *params, precision="half")
+    with pytest.raises(ValueError, match=f"pack must be 0, 1 or {PACK32}, got {PACK}"):
+        _C.coarse2fine_flow_pairs(frames, pairs, *params, PACK, precision="float32")
+    with pytest.raises(ValueError, match="c2f_precision must be one of 'float64', 'float32'"):
+        UNLCConfig(c2f_precision="float16")
+    with pytest.raises(ValueError, match="c2f_precision 'float32' is the CPU solver's"):
+        UNLCConfig(device="cuda", c2f_precision="float32")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ std::vector<int64_t> pair_indices(const py::array& pairs, int64_t n_frames) {
 
 py::array coarse2fine_flow_pairs(const py::array& frames_in, const py::array& pairs_in,
                                  double alpha, double ratio, int min_width, int n_outer,
-                                 int n_inner, int n_sor, int n_threads, int pack, bool float64) {
+                                 int n_inner, int n_sor, int n_threads, int pack, bool float64,
+                                 const std::string& precision_name) {
     if (!frames_in.dtype().is(py::dtype::of<double>()))
         throw py::value_error("frames must be float64 in [0, 1], got " + dtype_of(frames_in));
     if (frames_in.ndim() != 4 || frames_in.shape(3) != 3)
@@ -64,10 +65,16 @@ py::array coarse2fine_flow_pairs(const py::array& frames_in, const py::array& pa
     params.n_outer = n_outer;
     params.n_inner = n_inner;
     params.n_sor = n_sor;
-    if (pack != 0 && pack != 1 && pack != fastunlc::flow::kPackWidth)
-        throw py::value_error("pack must be 0, 1 or " +
-                              std::to_string(fastunlc::flow::kPackWidth) + ", got " +
-                              std::to_string(pack));
+    if (precision_name != "float64" && precision_name != "float32")
+        throw py::value_error("precision must be 'float64' or 'float32', got '" +
+                              precision_name + "'");
+    const auto precision = precision_name == "float32" ? fastunlc::flow::Precision::kFloat32
+                                                       : fastunlc::flow::Precision::kFloat64;
+    const int width_of_pack = fastunlc::flow::pack_width(precision);
+    if (pack != 0 && pack != 1 && pack != width_of_pack)
+        throw py::value_error("pack must be 0, 1 or " + std::to_string(width_of_pack) +
+                              ", got " + std::to_string(pack) + " (precision '" +
+                              precision_name + "')");
     try {
         fastunlc::flow::check_params(params);
         fastunlc::flow::pyramid_levels(height, width, ratio, min_width);
@@ -89,7 +96,8 @@ py::array coarse2fine_flow_pairs(const py::array& frames_in, const py::array& pa
         {
             py::gil_scoped_release release;
             fastunlc::flow::coarse2fine_flow_pairs(data, n_frames, height, width, pairs.data(),
-                                                   n_pairs, params, n_threads, pack, result);
+                                                   n_pairs, params, n_threads, pack, precision,
+                                                   result);
         }
         return py::array(std::move(out));
     };
@@ -102,7 +110,7 @@ void register_flow(py::module_& m) {
     m.def("coarse2fine_flow_pairs", &coarse2fine_flow_pairs, py::arg("frames"), py::arg("pairs"),
           py::arg("alpha"), py::arg("ratio"), py::arg("min_width"), py::arg("n_outer"),
           py::arg("n_inner"), py::arg("n_sor"), py::arg("n_threads") = 0, py::arg("pack") = 0,
-          py::arg("float64") = false,
+          py::arg("float64") = false, py::arg("precision") = "float64",
           R"doc(Coarse-to-fine variational optical flow (Brox et al. 2004, Ce Liu's solver) of
 many frame pairs.
 
@@ -111,16 +119,23 @@ pairs: int32 or int64 (P, 2), frame indices (a, b) in [0, n).
 alpha, ratio, min_width, n_outer, n_inner, n_sor: the solver's parameters (ratio in
 [0.4, 0.98]; iteration counts >= 1).
 n_threads: OpenMP threads; <= 0 uses OpenMP's default.
-pack: 0 (default) solves pairs C2F_PACK_WIDTH at a time, one per SIMD lane, and a small
-remainder one pair at a time; C2F_PACK_WIDTH puts any remainder in a pack too; 1 solves
-one pair at a time. Every choice gives the same flow, bit for bit (each lane does
-exactly the IEEE operations of the single-pair path): the option exists to test that.
-float64: return the solver's float64 flow instead of its float32 rounding (for tests).
+pack: 0 (default) solves pairs W at a time, one per SIMD lane, and a small remainder one
+pair at a time; W puts any remainder in a pack too; 1 solves one pair at a time, where W
+is C2F_PACK_WIDTH with precision "float64" and C2F_PACK32_WIDTH with "float32". Every
+choice gives the same flow, bit for bit (each lane does exactly the IEEE operations of
+the single-pair path in the same precision): the option exists to test that.
+float64: return the solver's flow as float64 instead of float32 (for tests; with
+precision "float32" that is the float32 flow widened).
+precision: "float64" (default, the reference's arithmetic) or "float32": the solver's
+arithmetic after the pyramids (built in float64 either way); float32 puts twice the pairs
+in one SIMD register and moves the flow by rounding only (see tests/test_flow.py for how
+far).
 
 Returns float32 (P, h, w, 2): flow (u = x, v = y, pixels) from frame a to frame b, so
 that frame_a(x, y) ~ frame_b(x + u, y + v). Each frame's pyramid is built once; the GIL
 is released while the pairs run. Raises ValueError for a bad argument.)doc");
     m.attr("C2F_PACK_WIDTH") = fastunlc::flow::kPackWidth;
+    m.attr("C2F_PACK32_WIDTH") = fastunlc::flow::kPack32Width;
 }
 
 }  // namespace fastunlc

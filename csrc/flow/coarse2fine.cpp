@@ -19,8 +19,18 @@
 // each row, then advances kPackWidth pairs for the price of one; its sweeps are run as a
 // wavefront (see sor_sweeps) so that the packed coefficients stay in the L2 cache.
 // Measured on 100 x 100 pairs (AVX-512, one core): 0.006 s a pair packed, 0.023 s one
-// pair at a time; the SOR sweeps take half of it, at about 18 cycles per pixel and pack,
-// bound by the L2 cache's bandwidth (a pixel's update reads 12 cache lines from it).
+// pair at a time; the SOR sweeps take half of it.
+//
+// The SOR update (sor_row) is 18 multiplies and 12 adds per pixel and lane, no division,
+// with 16 vector loads and 2 stores; the recurrence along the row is one multiply and one
+// add (6 cycles on Zen 4), so it is not the bound. On Zen 4 (AVX-512 on 256-bit units,
+// 2.6 GHz, no FMA here) a 512-bit multiply issues once a cycle: 18 cycles a pixel and
+// pack is the floor, reached with the grid in L1 (17-19 cycles measured); at 100 x 100
+// the wavefront from L2 takes 24 (about 65% of the FMA peak of 16 float64 flop/cycle).
+// Precision::kFloat32 runs the same code with T = Pack32 (twice the lanes, float): the
+// sweep takes the same cycles per pixel and pack, so half the time per pair; the warp
+// samples F2 in double lane by lane and the pyramids stay double, so a pair as a whole
+// takes about 0.7 of its float64 time.
 
 // Every product is rounded before it is added (no fused multiply-add), here and in the
 // headers below: whether a compiler fuses an expression differs between its scalar and
@@ -44,6 +54,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -81,10 +92,19 @@ std::size_t sor_cache_bytes() {
     const std::size_t bytes = l2 > 0 ? static_cast<std::size_t>(l2) / 8 * 5 : 512 * 1024;
     return std::clamp<std::size_t>(bytes, 128 * 1024, 4 * 1024 * 1024);
 }
-// A remainder of fewer pairs than this (after the full packs) is solved one pair at a
-// time; from this many on, in one pack with idle lanes. (Measured on 100 x 100 pairs: a
-// pack of 8 costs as much as 2.4 single pairs, a pack of 4 as 1.6.)
-constexpr int kMinPackFill = kPackWidth == 8 ? 3 : 2;
+// A remainder of fewer pairs than this (after the full packs of Wide) is solved one pair
+// at a time; from this many on, in one pack with idle lanes. (Measured on 100 x 100 pairs:
+// a pack of 8 doubles costs as much as 2.4 single pairs, a pack of 4 as 1.6; a pack of 16
+// floats as 5.4 single float pairs, as its warp samples lane by lane. A pack of 8 floats
+// (AVX2) is not measured and is taken to be like a pack of 8 doubles.)
+template <class Wide>
+constexpr int min_pack_fill() {
+    if constexpr (std::is_same_v<Wide, Pack32>) {
+        return kPack32Width == 16 ? 6 : 3;
+    } else {
+        return kPackWidth == 8 ? 3 : 2;
+    }
+}
 
 std::vector<double> gaussian_taps(double sigma, int radius) {
     std::vector<double> taps(2 * radius + 1);
@@ -258,14 +278,15 @@ inline void transpose_features(const Pack x[8], Pack out[kFeatures]) {
 #undef FASTUNLC_SHUFFLE
 }
 
-// warp_row (below) for a pack of 8, without per-lane branches: the sample points and
-// weights are computed for all lanes at once (the arithmetic of sample_bilinear, lane by
-// lane), each lane reads its 4 corners of 5 channels with one 8-double load per corner
-// (the 3 extra doubles are ignored; the pyramids are padded so that the load stays in the
-// buffer), the lanes' results are transposed, and lanes whose point leaves the image
-// take F1. (AVX-512 gathers instead of the per-lane loads measured slower.)
-void warp_row_pack8(const Pack* f1, const double* const* f2, const Pack* u, const Pack* v,
-                    int h, int w, int i, Pack* warped) {
+// F2 of 8 lanes (f2[l]: lane l's frame) sampled at (x, y) as warp_row (below) samples
+// them, without per-lane branches: the sample points and weights are computed for all
+// lanes at once (the arithmetic of sample_bilinear, lane by lane), each lane reads its 4
+// corners of 5 channels with one 8-double load per corner (the 3 extra doubles are
+// ignored; the pyramids are padded so that the load stays in the buffer), and the lanes'
+// results are transposed into out[k] = channel k. `outside` gets the lanes whose point
+// leaves the image. (AVX-512 gathers instead of the per-lane loads measured slower.)
+inline void sample_pack8(const double* const* f2, int h, int w, Pack x, Pack y,
+                         Pack out[kFeatures], PackMask& outside) {
     const PackMask zero{}, one = zero + 1, last_x = zero + (w - 1), last_y = zero + (h - 1);
     auto clamp = [&](PackMask k, PackMask last) { return k < 0 ? zero : (k > last ? last : k); };
     // std::min(f, 1.0) and std::max(f, 0.0), exactly as they choose.
@@ -276,42 +297,79 @@ void warp_row_pack8(const Pack* f1, const double* const* f2, const Pack* u, cons
     };
     alignas(64) std::int64_t corner[4][8];
     alignas(64) double weight[4][8];
+    outside = (x < 0.0) | (x > static_cast<double>(w - 1)) | (y < 0.0) |
+              (y > static_cast<double>(h - 1));
+    const PackMask x0 = __builtin_convertvector(x, PackMask);
+    const PackMask y0 = __builtin_convertvector(y, PackMask);
+    const Pack fx = fraction(x - __builtin_convertvector(x0, Pack));
+    const Pack fy = fraction(y - __builtin_convertvector(y0, Pack));
+    const PackMask xs[2] = {clamp(x0, last_x), clamp(x0 + one, last_x)};
+    const PackMask ys[2] = {clamp(y0, last_y), clamp(y0 + one, last_y)};
+    const Pack wx[2] = {1.0 - fx, fx};
+    const Pack wy[2] = {1.0 - fy, fy};
+    for (int m = 0; m < 2; ++m) {
+        for (int n = 0; n < 2; ++n) {
+            const PackMask c = (ys[n] * w + xs[m]) * kFeatures;
+            const Pack s = wx[m] * wy[n];
+            __builtin_memcpy(corner[2 * m + n], &c, sizeof(c));
+            __builtin_memcpy(weight[2 * m + n], &s, sizeof(s));
+        }
+    }
+    Pack sampled[8];  // lane l: its 5 channels (and 3 ignored values)
+    for (int l = 0; l < 8; ++l) {
+        Pack acc{};
+        for (int c = 0; c < 4; ++c) {
+            Pack p;
+            __builtin_memcpy(&p, f2[l] + corner[c][l], sizeof(p));
+            acc += p * weight[c][l];
+        }
+        sampled[l] = acc;
+    }
+    transpose_features(sampled, out);
+}
+
+// warp_row for a pack of 8: lanes whose point leaves the image take F1.
+void warp_row_pack8(const Pack* f1, const double* const* f2, const Pack* u, const Pack* v,
+                    int h, int w, int i, Pack* warped) {
     for (int j = 0; j < w; ++j) {
         const std::size_t q = static_cast<std::size_t>(i) * w + j;
-        const Pack x = static_cast<double>(j) + u[q];
-        const Pack y = static_cast<double>(i) + v[q];
-        const PackMask outside = (x < 0.0) | (x > static_cast<double>(w - 1)) | (y < 0.0) |
-                                 (y > static_cast<double>(h - 1));
-        const PackMask x0 = __builtin_convertvector(x, PackMask);
-        const PackMask y0 = __builtin_convertvector(y, PackMask);
-        const Pack fx = fraction(x - __builtin_convertvector(x0, Pack));
-        const Pack fy = fraction(y - __builtin_convertvector(y0, Pack));
-        const PackMask xs[2] = {clamp(x0, last_x), clamp(x0 + one, last_x)};
-        const PackMask ys[2] = {clamp(y0, last_y), clamp(y0 + one, last_y)};
-        const Pack wx[2] = {1.0 - fx, fx};
-        const Pack wy[2] = {1.0 - fy, fy};
-        for (int m = 0; m < 2; ++m) {
-            for (int n = 0; n < 2; ++n) {
-                const PackMask c = (ys[n] * w + xs[m]) * kFeatures;
-                const Pack s = wx[m] * wy[n];
-                __builtin_memcpy(corner[2 * m + n], &c, sizeof(c));
-                __builtin_memcpy(weight[2 * m + n], &s, sizeof(s));
-            }
-        }
-        Pack sampled[8];  // lane l: its 5 channels (and 3 ignored values)
-        for (int l = 0; l < 8; ++l) {
-            Pack acc{};
-            for (int c = 0; c < 4; ++c) {
-                Pack p;
-                __builtin_memcpy(&p, f2[l] + corner[c][l], sizeof(p));
-                acc += p * weight[c][l];
-            }
-            sampled[l] = acc;
-        }
         Pack out[kFeatures];
-        transpose_features(sampled, out);
+        PackMask outside;
+        sample_pack8(f2, h, w, static_cast<double>(j) + u[q], static_cast<double>(i) + v[q], out,
+                     outside);
         for (int k = 0; k < kFeatures; ++k)
             warped[kFeatures * q + k] = select(outside, f1[kFeatures * q + k], out[k]);
+    }
+}
+
+// warp_row for a Pack32 of 16 lanes, with warp_row's arithmetic: each half of the lanes
+// is widened to a Pack of 8 doubles, sampled in double as by warp_row_pack8, and rounded.
+void warp_row_pack32(const Pack32* f1, const double* const* f2, const Pack32* u,
+                     const Pack32* v, int h, int w, int i, Pack32* warped) {
+    typedef float Half __attribute__((vector_size(32)));
+    auto half = [](const Pack32& a, int which) {
+        const Half lanes = which == 0
+                               ? __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7)
+                               : __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+        return __builtin_convertvector(lanes, Pack);
+    };
+    for (int j = 0; j < w; ++j) {
+        const std::size_t q = static_cast<std::size_t>(i) * w + j;
+        Half rounded[2][kFeatures];
+        for (int g = 0; g < 2; ++g) {
+            Pack out[kFeatures];
+            PackMask outside;
+            sample_pack8(f2 + 8 * g, h, w, static_cast<double>(j) + half(u[q], g),
+                         static_cast<double>(i) + half(v[q], g), out, outside);
+            for (int k = 0; k < kFeatures; ++k) {
+                // F1 is float already: widening and rounding it back is exact.
+                const Pack chosen = select(outside, half(f1[kFeatures * q + k], g), out[k]);
+                rounded[g][k] = __builtin_convertvector(chosen, Half);
+            }
+        }
+        for (int k = 0; k < kFeatures; ++k)
+            warped[kFeatures * q + k] = __builtin_shufflevector(
+                rounded[0][k], rounded[1][k], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     }
 }
 #endif
@@ -323,8 +381,12 @@ template <class T>
 void warp_row(const T* f1, const double* const* f2, const T* u, const T* v, int h, int w, int i,
               T* warped) {
 #if FASTUNLC_PACK_WIDTH == 8
-    if constexpr (lanes_of<T> == 8) {
+    if constexpr (std::is_same_v<T, Pack>) {
         warp_row_pack8(f1, f2, u, v, h, w, i, warped);
+        return;
+    }
+    if constexpr (std::is_same_v<T, Pack32>) {
+        warp_row_pack32(f1, f2, u, v, h, w, i, warped);
         return;
     }
 #endif
@@ -351,6 +413,7 @@ template <class T>
 __attribute__((noinline)) void update_and_warp(const T* f1, const double* const* f2,
                                                const T* inc, int h, int w, T* u, T* v,
                                                T* warped, T noise[kFeatures]) {
+    using S = element_t<T>;
     const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
     // Adding a zero instead of skipping a residual leaves the (never -0) sums unchanged;
     // each channel is summed in pixel order, as in the reference.
@@ -366,14 +429,14 @@ __attribute__((noinline)) void update_and_warp(const T* f1, const double* const*
         for (std::size_t q = first; q < first + w; ++q) {
             for (int k = 0; k < kFeatures; ++k) {
                 const T r = abs_lanes(f1[kFeatures * q + k] - warped[kFeatures * q + k]);
-                const auto counted = (r > 0.0) & (r < kMaxResidual);
+                const auto counted = (r > S{0}) & (r < S(kMaxResidual));
                 total[k] += select(counted, r, T{});
                 count[k] += select(counted, splat<T>(1.0), T{});
             }
         }
     }
     for (int k = 0; k < kFeatures; ++k)
-        noise[k] = select(count[k] > 0.0, total[k] / count[k], splat<T>(kNoResidual));
+        noise[k] = select(count[k] > S{0}, total[k] / count[k], splat<T>(kNoResidual));
 }
 
 // -div(phi grad f) at pixel (i, j): phi of a pixel weighs the edges to its right and below.
@@ -392,8 +455,9 @@ inline T weighted_laplacian(const T* f, const T* phi, int h, int w, int i, int j
 // increments).
 template <class T>
 void smoothness_row(const T* u, const T* v, const T* inc, int h, int w, int i, T* phi) {
+    using S = element_t<T>;
     const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
-    const double eps2 = std::pow(kEpsilon, 2);
+    const S eps2 = static_cast<S>(std::pow(kEpsilon, 2));
     const T* d = inc + (i + 1) * stride + 2;
     for (int j = 0; j < w; ++j, d += 2) {
         const std::size_t q = static_cast<std::size_t>(i) * w + j;
@@ -406,7 +470,7 @@ void smoothness_row(const T* u, const T* v, const T* inc, int h, int w, int i, T
             uy = (u[q + w] + d[stride]) - (u[q] + d[0]);
             vy = (v[q + w] + d[stride + 1]) - (v[q] + d[1]);
         }
-        phi[q] = 0.5 / sqrt_lanes(ux * ux + uy * uy + vx * vx + vy * vy + eps2);
+        phi[q] = S(0.5) / sqrt_lanes(ux * ux + uy * uy + vx * vx + vy * vy + eps2);
     }
 }
 
@@ -417,9 +481,12 @@ template <class T, class Mask>
 void build_row(const T* ix, const T* iy, const T* it, const T* u, const T* v, const T* phi,
                const T* inc, const Mask silent[kFeatures], int h, int w, int i, double alpha,
                SorCoeffs<T>* sor) {
+    using S = element_t<T>;
     const std::ptrdiff_t stride = 2 * static_cast<std::ptrdiff_t>(w + 2);
-    const double eps2 = std::pow(kEpsilon, 2);
-    const double prior = alpha * kIncrementPrior;
+    const S eps2 = static_cast<S>(std::pow(kEpsilon, 2));
+    const S prior = static_cast<S>(alpha * kIncrementPrior);
+    const S alpha_s = static_cast<S>(alpha), omega = static_cast<S>(kOmega);
+    const S features = kFeatures;
     const T* d = inc + (i + 1) * stride + 2;
     for (int j = 0; j < w; ++j, d += 2) {
         const std::size_t q = static_cast<std::size_t>(i) * w + j;
@@ -430,30 +497,30 @@ void build_row(const T* ix, const T* iy, const T* it, const T* u, const T* v, co
             const T gt = it[kFeatures * j + k];
             T r = gt + gx * d[0] + gy * d[1];
             r *= r;
-            const T psi = select(silent[k], T{}, 1.0 / (2.0 * sqrt_lanes(r + eps2)));
+            const T psi = select(silent[k], T{}, S{1} / (S{2} * sqrt_lanes(r + eps2)));
             sxx += psi * gx * gx;
             sxy += psi * gx * gy;
             syy += psi * gy * gy;
             sxt += psi * gx * gt;
             syt += psi * gy * gt;
         }
-        const T axx = sxx / kFeatures, axy = sxy / kFeatures;
-        const T ayy = syy / kFeatures;
-        const T bx = -(sxt / kFeatures) - alpha * weighted_laplacian(u, phi, h, w, i, j);
-        const T by = -(syt / kFeatures) - alpha * weighted_laplacian(v, phi, h, w, i, j);
+        const T axx = sxx / features, axy = sxy / features;
+        const T ayy = syy / features;
+        const T bx = -(sxt / features) - alpha_s * weighted_laplacian(u, phi, h, w, i, j);
+        const T by = -(syt / features) - alpha_s * weighted_laplacian(v, phi, h, w, i, j);
         // Edge weights to the left, right, up and down neighbours (0 if none).
         const T wn[4] = {j > 0 ? phi[q - 1] : T{}, j < w - 1 ? phi[q] : T{},
                          i > 0 ? phi[q - w] : T{}, i < h - 1 ? phi[q] : T{}};
-        const T coeff = (wn[0] + wn[1] + wn[2] + wn[3]) * alpha;
-        const T ku = kOmega / (axx + prior + coeff);
-        const T kv = kOmega / (ayy + prior + coeff);
+        const T coeff = (wn[0] + wn[1] + wn[2] + wn[3]) * alpha_s;
+        const T ku = omega / (axx + prior + coeff);
+        const T kv = omega / (ayy + prior + coeff);
         SorCoeffs<T>& c = sor[q];
         c.base_u = ku * bx;
         c.couple_u = -(ku * axy);
-        c.ka_u = ku * alpha;
+        c.ka_u = ku * alpha_s;
         c.base_v = kv * by;
         c.couple_v = -(kv * axy);
-        c.ka_v = kv * alpha;
+        c.ka_v = kv * alpha_s;
     }
 }
 
@@ -467,6 +534,7 @@ template <class T, class Mask>
 __attribute__((noinline)) void build_system(Workspace<T>& ws, T* phi, const T* inc,
                                             const Mask silent[kFeatures], int h, int w,
                                             double alpha) {
+    using S = element_t<T>;
     const std::size_t line = static_cast<std::size_t>(w) * kFeatures;
     auto blend_row = [&](int i) { return ws.ring_blend.data() + (i % 5) * line; };
     auto it_row = [&](int i) { return ws.ring_it.data() + (i % 3) * line; };
@@ -487,8 +555,8 @@ __attribute__((noinline)) void build_system(Workspace<T>& ws, T* phi, const T* i
             T* blend = blend_row(i);
             T* it = it_row(i);
             for (std::size_t e = 0; e < line; ++e) {
-                blend[e] = s1[e] * kBlendFirst;
-                blend[e] += s2[e] * kBlendSecond;
+                blend[e] = s1[e] * S(kBlendFirst);
+                blend[e] += s2[e] * S(kBlendSecond);
                 it[e] = s2[e] - s1[e];
             }
             if (i >= 2) finish_row(i - 2);
@@ -502,7 +570,7 @@ __attribute__((noinline)) void build_system(Workspace<T>& ws, T* phi, const T* i
 // matter: the product is +0 either way, as with the reference's zero weight.
 template <class T>
 inline void sor_row(const SorCoeffs<T>* c, const T* phi, T* d, std::ptrdiff_t stride, int w) {
-    const double relax = 1 - kOmega;
+    const auto relax = static_cast<element_t<T>>(1 - kOmega);
     // The left neighbour's new increment stays in a register: the sweep is a
     // recurrence along the row.
     T left_u{}, left_v{}, phi_left{};
@@ -565,8 +633,9 @@ void refine_level(const double* const* f2, int h, int w, double alpha, int n_out
         [&](int i) { return ws.smooth1.data() + i * line; }, [](int) {});
 
     for (int outer = 0; outer < n_outer; ++outer) {
-        decltype(noise[0] < kSilentChannel) silent[kFeatures];
-        for (int k = 0; k < kFeatures; ++k) silent[k] = noise[k] < kSilentChannel;
+        const auto threshold = static_cast<element_t<T>>(kSilentChannel);
+        decltype(noise[0] < threshold) silent[kFeatures];
+        for (int k = 0; k < kFeatures; ++k) silent[k] = noise[k] < threshold;
         std::fill(inc, inc + padded, T{});
         for (int inner = 0; inner < n_inner; ++inner) {
             build_system(ws, phi, inc, silent, h, w, alpha);
@@ -609,7 +678,7 @@ void solve(const Plan& plan, const Coarse2FineParams& params, const double* cons
             resample<1>(ws.v.data(), hc, wc, ws.v_next.data(), h, w, sy, sx);
             std::swap(ws.u, ws.u_next);
             std::swap(ws.v, ws.v_next);
-            const double grow = 1 / params.ratio;
+            const auto grow = static_cast<element_t<T>>(1 / params.ratio);
             for (std::size_t q = 0; q < pixels; ++q) {
                 ws.u[q] *= grow;
                 ws.v[q] *= grow;
@@ -687,10 +756,13 @@ void check_params(const Coarse2FineParams& params) {
 
 namespace {
 
-template <class Out>
+// coarse2fine_flow_pairs with packs of Wide (Pack or Pack32) and single pairs of Single
+// (double or float).
+template <class Wide, class Single, class Out>
 void flow_pairs(const double* frames, int64_t n_frames, int height, int width,
                 const int64_t* pairs, int64_t n_pairs, const Coarse2FineParams& params,
                 int n_threads, int pack, Out* out) {
+    constexpr int kWide = lanes_of<Wide>;
     if (n_pairs == 0) return;
     const Plan plan(height, width, params.ratio, params.min_width);
 
@@ -705,7 +777,7 @@ void flow_pairs(const double* frames, int64_t n_frames, int height, int width,
     }
     const int64_t n_used = static_cast<int64_t>(used.size());
 
-    // Work items: packs of kPackWidth consecutive pairs (the last one possibly with idle
+    // Work items: packs of kWide consecutive pairs (the last one possibly with idle
     // lanes), then single pairs; a pack takes `lanes` pairs from `first`.
     struct Item {
         int64_t first;
@@ -715,12 +787,11 @@ void flow_pairs(const double* frames, int64_t n_frames, int height, int width,
     std::vector<Item> items;
     int64_t next = 0;
     if (pack != 1) {
-        for (; n_pairs - next >= kPackWidth; next += kPackWidth)
-            items.push_back({next, kPackWidth, true});
-        if (pack == 0 && n_pairs - next >= kMinPackFill) {
+        for (; n_pairs - next >= kWide; next += kWide) items.push_back({next, kWide, true});
+        if (pack == 0 && n_pairs - next >= min_pack_fill<Wide>()) {
             items.push_back({next, static_cast<int>(n_pairs - next), true});
             next = n_pairs;
-        } else if (pack == kPackWidth && n_pairs > next) {
+        } else if (pack == kWide && n_pairs > next) {
             items.push_back({next, static_cast<int>(n_pairs - next), true});
             next = n_pairs;
         }
@@ -737,10 +808,10 @@ void flow_pairs(const double* frames, int64_t n_frames, int height, int width,
     // (+ kPackWidth: the packed warp reads up to 3 doubles past a pixel's 5 features.)
     std::vector<double> pyramids(static_cast<std::size_t>(n_used) * plan.frame_size + kPackWidth);
     std::vector<PyramidScratch> scratch(threads, PyramidScratch(plan));
-    std::vector<Workspace<Pack>> packed_ws(any_packed ? item_threads : 0,
-                                           Workspace<Pack>(height, width));
-    std::vector<Workspace<double>> single_ws(any_single ? item_threads : 0,
-                                             Workspace<double>(height, width));
+    std::vector<Workspace<Wide>> packed_ws(any_packed ? item_threads : 0,
+                                           Workspace<Wide>(height, width));
+    std::vector<Workspace<Single>> single_ws(any_single ? item_threads : 0,
+                                             Workspace<Single>(height, width));
     const std::size_t frame_values = static_cast<std::size_t>(height) * width * 3;
     const std::size_t flow_values = static_cast<std::size_t>(height) * width * 2;
 
@@ -754,10 +825,10 @@ void flow_pairs(const double* frames, int64_t n_frames, int height, int width,
     for (int64_t it = 0; it < n_items; ++it) {
         const Item& item = items[it];
         // Idle lanes of a pack repeat its last pair and write nothing.
-        const double* pyramid1[kPackWidth];
-        const double* pyramid2[kPackWidth];
-        Out* flow[kPackWidth];
-        for (int l = 0; l < kPackWidth; ++l) {
+        const double* pyramid1[kWide];
+        const double* pyramid2[kWide];
+        Out* flow[kWide];
+        for (int l = 0; l < kWide; ++l) {
             const int64_t p = item.first + std::min(l, item.lanes - 1);
             pyramid1[l] = pyramids.data() + slot[pairs[2 * p]] * plan.frame_size;
             pyramid2[l] = pyramids.data() + slot[pairs[2 * p + 1]] * plan.frame_size;
@@ -771,20 +842,39 @@ void flow_pairs(const double* frames, int64_t n_frames, int height, int width,
     }
 }
 
+template <class Out>
+void dispatch(const double* frames, int64_t n_frames, int height, int width,
+              const int64_t* pairs, int64_t n_pairs, const Coarse2FineParams& params,
+              int n_threads, int pack, Precision precision, Out* out) {
+    if (precision == Precision::kFloat32) {
+        flow_pairs<Pack32, float>(frames, n_frames, height, width, pairs, n_pairs, params,
+                                  n_threads, pack, out);
+    } else {
+        flow_pairs<Pack, double>(frames, n_frames, height, width, pairs, n_pairs, params,
+                                 n_threads, pack, out);
+    }
+}
+
 }  // namespace
 
-void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
-                            const int64_t* pairs, int64_t n_pairs,
-                            const Coarse2FineParams& params, int n_threads, int pack,
-                            float* out) {
-    flow_pairs(frames, n_frames, height, width, pairs, n_pairs, params, n_threads, pack, out);
+int pack_width(Precision precision) {
+    return precision == Precision::kFloat32 ? kPack32Width : kPackWidth;
 }
 
 void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
                             const int64_t* pairs, int64_t n_pairs,
                             const Coarse2FineParams& params, int n_threads, int pack,
-                            double* out) {
-    flow_pairs(frames, n_frames, height, width, pairs, n_pairs, params, n_threads, pack, out);
+                            Precision precision, float* out) {
+    dispatch(frames, n_frames, height, width, pairs, n_pairs, params, n_threads, pack,
+             precision, out);
+}
+
+void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
+                            const int64_t* pairs, int64_t n_pairs,
+                            const Coarse2FineParams& params, int n_threads, int pack,
+                            Precision precision, double* out) {
+    dispatch(frames, n_frames, height, width, pairs, n_pairs, params, n_threads, pack,
+             precision, out);
 }
 
 }  // namespace fastunlc::flow

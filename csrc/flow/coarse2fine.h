@@ -38,30 +38,38 @@ std::vector<PyramidLevel> pyramid_levels(int height, int width, double ratio, in
 // Throws std::invalid_argument when a parameter is out of range.
 void check_params(const Coarse2FineParams& params);
 
+// Arithmetic of the solver: float64 (the reference's) or float32, which puts twice the
+// pairs in one SIMD register. The pyramids are built in float64 either way.
+enum class Precision { kFloat64, kFloat32 };
+
+// Pairs solved side by side with `precision`: kPackWidth (8 with AVX-512, 4 with AVX,
+// else 2) for float64, kPack32Width = 2 kPackWidth for float32.
+int pack_width(Precision precision);
+
 // Flow of every pair (a, b) of `frames`, from frame a to frame b: frame_a(x, y) is
 // close to frame_b(x + u, y + v).
 //   frames: n_frames x height x width x 3 doubles (RGB in [0, 1]), C order, finite.
 //   pairs:  n_pairs x 2 frame indices, each in [0, n_frames).
 //   out:    n_pairs x height x width x 2 values (u, v in pixels), written in full; the
-//           solver works in double, a float output is its rounding.
-// Each frame's pyramid is built once. Pairs are solved kPackWidth at a time (8 with
-// AVX-512, 4 with AVX, else 2), one per SIMD lane, with the same IEEE operations as one at
-// a time, so a pair's flow does not depend on `pack`, on the other pairs nor on threads:
-//   pack = 0:          full packs; a remainder of at least 3 pairs (2 if kPackWidth < 8)
-//                      in a pack with idle lanes, a smaller one pair by pair (what is
-//                      fastest);
-//   pack = kPackWidth: full packs, any remainder in a pack with idle lanes;
-//   pack = 1:          pair by pair (the scalar path).
+//           solver works in `precision`, a narrower output is its rounding.
+// Each frame's pyramid is built once. Pairs are solved W = pack_width(precision) at a
+// time, one per SIMD lane, with the same IEEE operations as one at a time (in the same
+// precision), so a pair's flow does not depend on `pack`, on the other pairs nor on
+// threads:
+//   pack = 0: full packs; a remainder of at least 3 pairs (2 if W < 8) in a pack with
+//             idle lanes, a smaller one pair by pair (what is fastest);
+//   pack = W: full packs, any remainder in a pack with idle lanes;
+//   pack = 1: pair by pair (the scalar path).
 // Parallel over packs and single pairs with OpenMP (n_threads <= 0: OpenMP's default).
-// Arguments must have been validated (pyramid_levels, check_params, pack in
-// {0, 1, kPackWidth}); nothing here throws once the buffers are allocated.
+// Arguments must have been validated (pyramid_levels, check_params, pack in {0, 1, W});
+// nothing here throws once the buffers are allocated.
 void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
                             const int64_t* pairs, int64_t n_pairs,
                             const Coarse2FineParams& params, int n_threads, int pack,
-                            float* out);
+                            Precision precision, float* out);
 void coarse2fine_flow_pairs(const double* frames, int64_t n_frames, int height, int width,
                             const int64_t* pairs, int64_t n_pairs,
                             const Coarse2FineParams& params, int n_threads, int pack,
-                            double* out);
+                            Precision precision, double* out);
 
 }  // namespace fastunlc::flow

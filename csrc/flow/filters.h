@@ -1,13 +1,16 @@
 // Separable correlation and bilinear resampling of images with C interleaved channels, for
-// any element type T that is double or a Pack (lanes.h): with Packs, every lane is
-// filtered exactly as a double image would be.
+// any element type T of lanes.h (double, float, Pack, Pack32): with packs, every lane is
+// filtered exactly as an image of their element type would be.
 //
-// Every output value is 0 + s_0 t_0 + s_1 t_1 + ..., summed in tap order; the loops keep
-// the partial sums in registers, which does not change a single rounding.
+// Every output value is 0 + s_0 t_0 + s_1 t_1 + ..., summed in tap order, with the taps
+// and weights rounded to T's element type; the loops keep the partial sums in registers,
+// which does not change a single rounding.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+
+#include "flow/lanes.h"
 
 namespace fastunlc::flow {
 
@@ -20,7 +23,7 @@ void correlate_row(const T* row, T* out, int w, const double* taps, int radius) 
         T acc[C];
         for (int k = 0; k < C; ++k) acc[k] = T{};
         for (int l = -radius; l <= radius; ++l) {
-            const double t = taps[l + radius];
+            const auto t = static_cast<element_t<T>>(taps[l + radius]);
             const T* s = row + static_cast<std::size_t>(index(j + l)) * C;
             for (int k = 0; k < C; ++k) acc[k] += s[k] * t;
         }
@@ -40,7 +43,7 @@ template <int R, class T>
 void combine_rows(const T* const* rows, T* out, std::size_t n, const double* taps) {
     for (std::size_t e = 0; e < n; ++e) {
         T acc{};
-        for (int l = 0; l <= 2 * R; ++l) acc += rows[l][e] * taps[l];
+        for (int l = 0; l <= 2 * R; ++l) acc += rows[l][e] * static_cast<element_t<T>>(taps[l]);
         out[e] = acc;
     }
 }
@@ -60,7 +63,8 @@ void correlate_y(const T* src, T* dst, int h, int w, const double* taps, int rad
         for (std::size_t e = 0; e < line; ++e) {
             T acc{};
             for (int l = -radius; l <= radius; ++l)
-                acc += src[clamp_index(i + l, h) * line + e] * taps[l + radius];
+                acc += src[clamp_index(i + l, h) * line + e] *
+                       static_cast<element_t<T>>(taps[l + radius]);
             out[e] = acc;
         }
     }
@@ -110,7 +114,7 @@ inline void sample_bilinear(const T* img, int h, int w, double x, double y, T* o
     for (int k = 0; k < C; ++k) out[k] = T{};
     for (int m = 0; m < 2; ++m) {
         for (int n = 0; n < 2; ++n) {
-            const double s = wx[m] * wy[n];
+            const auto s = static_cast<element_t<T>>(wx[m] * wy[n]);
             const T* p = img + (static_cast<std::size_t>(ys[n]) * w + xs[m]) * C;
             for (int k = 0; k < C; ++k) out[k] += p[k] * s;
         }
