@@ -6,4 +6,5 @@ PYBIND11_MODULE(_C, m) {
     m.doc() = "Compiled kernels of fastunlc (private: use the stage modules).";
     fastunlc::register_flow(m);
     fastunlc::register_shots(m);
+    fastunlc::register_slic(m);
 }

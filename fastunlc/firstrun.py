@@ -27,10 +27,11 @@ def kernel_modules() -> list[Path]:
     """Source files of the CPU backend's Numba kernels (``fastunlc/_kernels/cpu/``).
 
     Only the CPU backend's: a CUDA backend's kernels are never cached on a machine
-    without a GPU, so counting them would show the notice on every run there.
+    without a GPU, so counting them would show the notice on every run there. Modules
+    over the compiled extension (no ``numba`` import) have no cache to wait for.
     """
     return sorted(p for p in (PACKAGE / "_kernels" / "cpu").glob("*.py")
-                  if p.name != "__init__.py")
+                  if p.name != "__init__.py" and "from numba import" in p.read_text())
 
 
 def _cache_dirs(source: Path) -> list[Path]:

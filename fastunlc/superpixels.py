@@ -1,4 +1,4 @@
-"""SLIC superpixels (spec section 3): scikit-image's ``slic`` reimplemented in Numba.
+"""SLIC superpixels (spec section 3): scikit-image's ``slic`` reimplemented in C++.
 
 The reference calls ``skimage.segmentation.slic(frame / 255., n_segments=400,
 compactness=10, max_num_iter=10, sigma=5, convert2lab=True, enforce_connectivity=True,
@@ -18,7 +18,6 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from numba import get_num_threads
 
 from .backend import kernels
 from .config import REFERENCE, UNLCConfig
@@ -241,8 +240,9 @@ def slic_superpixels_batch(frames: np.ndarray, config: UNLCConfig = REFERENCE
     grid = _grid(h, w, config)
     labels = np.empty((n, h, w), np.int32)
     counts = np.empty(n, np.int64)
-    with _workspace(h, w, min(get_num_threads(), n), config.device) as arrays:
-        kernels(config.device).slic.slic_frames(
+    slic = kernels(config.device).slic
+    with _workspace(h, w, min(slic.max_threads(), n), config.device) as arrays:
+        slic.slic_frames(
             frames, _colour_tables(frames), grid.weights, grid.scale, grid.centres,
             grid.windows, grid.spatial_weight, grid.guess, config.slic_max_iter,
             grid.min_size, grid.max_size, *arrays, labels, counts)

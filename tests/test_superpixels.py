@@ -1,4 +1,4 @@
-"""SLIC superpixels (spec section 3): the Numba kernel against scikit-image's ``slic``.
+"""SLIC superpixels (spec section 3): the C++ kernel against scikit-image's ``slic``.
 
 Agreement with the oracle (scikit-image 0.26, which computes in float64 where the
 kernel uses float32) on real frames resized to 650 px and on random smooth frames: the
@@ -13,7 +13,6 @@ connectivity pass against scikit-image's own kernel, the seed grid against
 from __future__ import annotations
 
 import cv2
-import numba
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -141,21 +140,19 @@ def test_labels_are_contiguous_and_4_connected(real_frames):
             assert n_parts == 1, (name, k)
 
 
-def test_batch_threads_and_repeats_give_the_same_labels(real_frames):
+def test_batch_threads_and_repeats_give_the_same_labels(real_frames, monkeypatch):
     frames = np.stack([real_frames["vtest.avi:0"], real_frames["vtest.avi:300"]] * 2)
     single = [slic_superpixels(f) for f in frames]
-    threads = numba.get_num_threads()
-    try:
-        for n_threads in sorted({1, threads}):
-            numba.set_num_threads(n_threads)
-            labels, counts = slic_superpixels_batch(frames)
-            assert labels.dtype == np.int32 and counts.dtype == np.int64
-            assert labels.shape == frames.shape[:3] and counts.shape == (len(frames),)
-            for i, (expected, n) in enumerate(single):
-                np.testing.assert_array_equal(labels[i], expected)
-                assert counts[i] == n
-    finally:
-        numba.set_num_threads(threads)
+    threads = _slic.max_threads()
+    for n_threads in sorted({1, 2, threads}):
+        # The batch runs one workspace per thread, min(max_threads(), frames) of them.
+        monkeypatch.setattr(_slic, "max_threads", lambda n=n_threads: n)
+        labels, counts = slic_superpixels_batch(frames)
+        assert labels.dtype == np.int32 and counts.dtype == np.int64
+        assert labels.shape == frames.shape[:3] and counts.shape == (len(frames),)
+        for i, (expected, n) in enumerate(single):
+            np.testing.assert_array_equal(labels[i], expected)
+            assert counts[i] == n
 
 
 def test_config_parameters_are_used(real_frames):
