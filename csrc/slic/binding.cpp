@@ -274,10 +274,6 @@ void slic_frames(const py::array& frames_in, const py::array& luts_in,
 }  // namespace
 
 void register_slic(py::module_& m) {
-    m.def("max_threads", &omp_get_max_threads,
-          R"doc(Threads an OpenMP parallel region of fastunlc._C uses by default
-(omp_get_max_threads: OMP_NUM_THREADS when set before the extension loaded, else one
-per available core).)doc");
     py::module_ s = m.def_submodule(
         "slic", "SLIC kernels: scikit-image 0.26's slic in float32 (see fastunlc._kernels.cpu.slic).");
     s.attr("BAND") = sl::kBand;
