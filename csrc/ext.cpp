@@ -2,6 +2,8 @@
 // (csrc/<family>/binding.cpp, declared in bindings.h).
 #include <omp.h>
 
+#include <string>
+
 #include "bindings.h"
 
 PYBIND11_MODULE(_C, m) {
@@ -13,10 +15,10 @@ extension loaded, else one per available core).)doc");
     m.def(
         "set_max_threads",
         [](int n) {
-            if (n < 1) throw py::value_error("threads must be >= 1, got " + std::to_string(n));
+            if (n < 1) throw pybind11::value_error("threads must be >= 1, got " + std::to_string(n));
             omp_set_num_threads(n);
         },
-        py::arg("n"),
+        pybind11::arg("n"),
         R"doc(Use n (>= 1) threads in the parallel regions of fastunlc._C started from the
 calling thread from now on (omp_set_num_threads).)doc");
     fastunlc::register_flow(m);
