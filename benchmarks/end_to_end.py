@@ -42,19 +42,22 @@ def default_videos() -> list[Path]:
     return videos
 
 
-def run_case(video: Path, frames: int, flow: str, start: int, env: dict[str, str]) -> dict:
+def run_case(video: Path, frames: int, flow: str, start: int, env: dict[str, str],
+             settings: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
         began = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "fastunlc", "segment", str(video), "--out", out,
              "--flow", flow, "--start", str(start), "--max-frames", str(frames), "--quiet",
-             "--no-preview"], capture_output=True, text=True, env=env)
+             "--no-preview", *(arg for kv in settings for arg in ("--set", kv))],
+            capture_output=True, text=True, env=env)
         wall = time.perf_counter() - began
         if proc.returncode:
             raise SystemExit(f"{video}: fastunlc failed: {proc.stderr.strip()}")
         report = json.loads((Path(out) / video.stem / "report.json").read_text())
     n = len(report["processed_frames"])
-    return {"video": video.name, "frames": n, "flow": flow, "process_wall_s": wall,
+    return {"video": video.name, "frames": n, "flow": " ".join([flow, *settings]),
+            "process_wall_s": wall,
             "size": f"{report['working_size']['width']}x{report['working_size']['height']}",
             "superpixels": sum(s["superpixels"] for s in report["shots"]),
             "seconds": report["seconds"], "peak_memory_mb": report["peak_memory_mb"]}
@@ -83,6 +86,9 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--cold", action="store_true",
                         help="also time a first run with an empty Numba cache")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config setting passed to `fastunlc segment --set` (repeatable; "
+                             "shown in the flow column)")
     parser.add_argument("--json", type=Path, help="also write the raw rows here")
     args = parser.parse_args()
     videos = args.video or default_videos()
@@ -95,9 +101,10 @@ def main() -> None:
                 if args.cold:
                     with tempfile.TemporaryDirectory() as cache:
                         env = os.environ | {"NUMBA_CACHE_DIR": cache}
-                        rows.append(run_case(video, frames, flow, args.start, env)
+                        rows.append(run_case(video, frames, flow, args.start, env, args.set)
                                     | {"run": "cold"})
-                rows.append(run_case(video, frames, flow, args.start, dict(os.environ))
+                rows.append(run_case(video, frames, flow, args.start, dict(os.environ),
+                                     args.set)
                             | {"run": "warm"})
                 print(f"done: {video.name} {frames} frames {flow}", file=sys.stderr)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, "
