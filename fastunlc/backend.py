@@ -1,8 +1,9 @@
 """The one place where a backend name becomes the kernels that run the stages.
 
-Two backends exist. ``cpu`` (the default): Numba kernels in :mod:`fastunlc._kernels.cpu`
-that the stage modules call frame by frame into out-arrays, and the C++ coarse-to-fine
-flow in ``fastunlc._C``. ``cuda``: Numba CUDA kernels in :mod:`fastunlc._kernels.cuda`,
+Two backends exist. ``cpu`` (the default): C++ kernels compiled when fastunlc is installed
+(``fastunlc._C``, from ``csrc/``), reached through the thin modules of
+:mod:`fastunlc._kernels.cpu` that the stage modules call into out-arrays; nothing is
+compiled when they first run. ``cuda``: Numba CUDA kernels in :mod:`fastunlc._kernels.cuda`,
 each batched over a whole shot and working on device arrays, which
 :mod:`fastunlc.resident` chains so that a shot stays on the GPU from frames to masks.
 
@@ -68,9 +69,10 @@ class Kernels:
         ``fastunlc._kernels.<device>.<stage>`` for each name in ``STAGES[device]``,
         imported on first use.
     flow : module
-        On ``cpu`` the coarse-to-fine flow (``fastunlc._C``), imported on each use so
-        that a build without the C++ extension can still run the ``dis`` flow;
-        ImportError saying how to build it when it is missing.
+        On ``cpu`` the coarse-to-fine flow (``fastunlc._C``).
+
+    Asking for a CPU module when ``fastunlc._C`` is not built raises ImportError saying
+    how to build it.
     """
 
     def __init__(self, device: str) -> None:
@@ -78,9 +80,11 @@ class Kernels:
 
     def __getattr__(self, name: str) -> ModuleType:
         if name == "flow" and self.device == "cpu":
-            return _compiled_flow()
+            return compiled()
         if name not in STAGES.get(self.device, ()):
             raise AttributeError(f"the {self.device} backend has no {name!r} kernels")
+        if self.device == "cpu":
+            compiled()  # its message rather than a bare import error from the module
         module = importlib.import_module(f"fastunlc._kernels.{self.device}.{name}")
         setattr(self, name, module)  # later lookups skip __getattr__
         return module
@@ -89,16 +93,28 @@ class Kernels:
         return f"Kernels({self.device!r})"
 
 
-def _compiled_flow() -> ModuleType:
+def compiled() -> ModuleType:
+    """The compiled CPU kernels, ``fastunlc._C``; ImportError saying how to build them."""
     # Looked up on each use (a sys.modules hit once loaded), not cached: a build
     # without the extension must keep saying so.
     try:
         return importlib.import_module("fastunlc._C")
     except ImportError as err:
         raise ImportError(
-            "fastunlc._C (the compiled c2f flow) is not built: install fastunlc with "
-            "`pip install .` (needs CMake and a C++17 compiler with OpenMP), or use "
-            "UNLCConfig(flow='dis')") from err
+            "fastunlc._C (the compiled CPU kernels) is not built: install fastunlc with "
+            "`pip install .` (needs CMake and a C++17 compiler with OpenMP)") from err
+
+
+def cpu_threads() -> int:
+    """Threads the CPU kernels run on when called from this thread (``OMP_NUM_THREADS``
+    when it was set at start-up, else one per available core, or :func:`set_cpu_threads`'s)."""
+    return compiled().max_threads()
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Run the CPU kernels called from this thread on ``threads`` (>= 1) threads from now
+    on; ValueError otherwise."""
+    compiled().set_max_threads(int(threads))
 
 
 def kernels(device: str = "cpu") -> Kernels:

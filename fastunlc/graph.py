@@ -19,9 +19,8 @@ from contextlib import contextmanager
 import faiss
 import numpy as np
 import scipy.sparse as sp
-from numba import get_num_threads
 
-from .backend import kernels
+from .backend import cpu_threads, kernels
 from .config import REFERENCE, UNLCConfig
 
 logger = logging.getLogger(__name__)
@@ -134,7 +133,7 @@ def _search_windows(centred: np.ndarray, offsets: np.ndarray, first: np.ndarray,
                     sq_distances: np.ndarray) -> None:
     """Fill ``indices`` / ``sq_distances`` (k, M) with one exact search per window.
 
-    Windows run on Numba's number of threads, each search on one OpenMP thread: FAISS's
+    Windows run on the CPU kernels' number of threads, each search on one OpenMP thread: FAISS's
     results (distances to the last bit, hence the order of near-ties) depend on how many
     OpenMP threads a search uses, and the graph must not depend on the machine.
     """
@@ -166,7 +165,7 @@ def _search_windows(centred: np.ndarray, offsets: np.ndarray, first: np.ndarray,
         indices[q0:q1, :width] = idx
         sq_distances[q0:q1, :width] = np.maximum(dist, 0.0)
 
-    with ThreadPoolExecutor(max(1, min(get_num_threads(), len(windows)))) as pool:
+    with ThreadPoolExecutor(max(1, min(cpu_threads(), len(windows)))) as pool:
         list(pool.map(search, windows))
 
 

@@ -128,3 +128,15 @@ def test_stages_on_the_cpu_backend_match_the_default():
         frames, UNLCConfig(n_segments=30))
     np.testing.assert_array_equal(labels, default_labels)
     np.testing.assert_array_equal(counts, default_counts)
+
+
+def test_cpu_threads_can_be_set_and_are_checked():
+    before = backend.cpu_threads()
+    try:
+        backend.set_cpu_threads(1)
+        assert backend.cpu_threads() == 1
+    finally:
+        backend.set_cpu_threads(before)
+    assert backend.cpu_threads() == before
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        backend.set_cpu_threads(0)

@@ -27,7 +27,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..backend import kernels
+from ..backend import set_cpu_threads
 from ..config import UNLCConfig
 from .limits import NO_LIMITS, Limits, cap_memory
 from .options import BuildOptions
@@ -186,12 +186,8 @@ def _start_worker(threads: int, memory_mb: int | None, config: UNLCConfig, gpus:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpus[started.value % len(gpus)]
             started.value += 1
     import av  # noqa: F401  (decoders, loaded before the cap)
-    import numba
 
-    if config.flow == "c2f" and config.device == "cpu":
-        kernels(config.device).flow  # noqa: B018  (imports the compiled flow)
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    set_cpu_threads(threads)  # loads the compiled kernels, before the cap
     if config.device == "cpu":
         cap_memory(memory_mb)
 
@@ -248,9 +244,7 @@ def run_ray(root: Path, tasks: Sequence[Task], options: BuildOptions, on_video: 
 def _ray_video(work: Work, root: str, shard: int, position: int, video: str,
                options: BuildOptions, limits: Limits, threads: int) -> dict[str, Any]:
     """One video in a Ray worker: its share of threads and memory, then ``work``."""
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    set_cpu_threads(threads)
     if options.config.device == "cpu":  # see _start_worker: no cap on a GPU worker
         cap_memory(limits.memory_mb)
     return work(root, shard, position, video, options, limits.seconds)
