@@ -2,8 +2,10 @@
 // Inputs are converted to C-contiguous arrays of the kernel's dtype (a copy only where
 // the caller's differs); outputs are written in place, so they must already be
 // C-contiguous, writable and of the exact dtype.
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bindings.h"
@@ -106,15 +108,6 @@ void superpixel_sums(const In<double>& saliency, const In<int32_t>& labels,
                              pk, b);
 }
 
-void paint(const In<double>& votes, const In<int32_t>& labels, const In<int64_t>& offsets,
-           const py::array& out) {
-    const auto shape = frames_shape(labels, "labels");
-    check_offsets(offsets, shape[0], votes.size());
-    double* o = output<double>(out, "out", shape);
-    py::gil_scoped_release release;
-    regions::paint(votes.data(), labels.data(), shape[0], shape[1], shape[2], offsets.data(), o);
-}
-
 void pixel_counts(const In<int32_t>& labels, const In<int64_t>& offsets, const py::array& counts) {
     const auto shape = frames_shape(labels, "labels");
     const py::ssize_t k = counts.ndim() == 1 ? counts.shape(0) : -1;
@@ -124,17 +117,21 @@ void pixel_counts(const In<int32_t>& labels, const In<int64_t>& offsets, const p
     regions::pixel_counts(labels.data(), shape[0], shape[1], shape[2], offsets.data(), c);
 }
 
-void suppress_small(const py::array& mask, const In<int32_t>& components, int64_t n_components,
-                    double relative_size, double value) {
-    if (components.ndim() != 2)
-        throw py::value_error("components must have shape (h, w), got " + shape_of(components));
-    if (n_components < 1)
-        throw py::value_error("n_components must be >= 1 (the background), got " +
-                              std::to_string(n_components));
-    const py::ssize_t h = components.shape(0), w = components.shape(1);
-    double* m = output<double>(mask, "mask", {h, w});
+void paint_masks(const In<double>& votes, const In<int32_t>& labels, const In<int64_t>& offsets,
+                 const In<int32_t>& components, const In<int64_t>& n_components,
+                 double relative_size, double value, const py::array& out) {
+    const auto shape = frames_shape(labels, "labels");
+    check_offsets(offsets, shape[0], votes.size());
+    require_shape(n_components, "n_components", {shape[0]});
+    const int64_t* nc = n_components.data();
+    bool labelled = false;
+    for (py::ssize_t f = 0; f < shape[0]; ++f) labelled = labelled || nc[f] > 1;
+    if (labelled) require_shape(components, "components", shape);
+    float* o = output<float>(out, "out", shape);
     py::gil_scoped_release release;
-    regions::suppress_small(m, components.data(), h, w, n_components, relative_size, value);
+    regions::paint_masks(votes.data(), labels.data(), shape[0], shape[1], shape[2],
+                         offsets.data(), labelled ? components.data() : nullptr, nc,
+                         relative_size, value, o);
 }
 
 void foreground(const In<double>& votes, const In<int32_t>& labels, const In<int64_t>& offsets,
@@ -180,6 +177,57 @@ py::tuple label_ranges(const In<int32_t>& labels) {
     return py::make_tuple(lo, hi);
 }
 
+template <typename Index>
+py::array propagate_as(const In<double>& votes, const py::array& indptr_in,
+                       const py::array& indices_in, const In<double>& weights,
+                       const In<int64_t>& offsets, int64_t iterations) {
+    const py::ssize_t k = votes.size();
+    const auto indptr = py::array_t<Index, py::array::c_style>::ensure(indptr_in);
+    const auto indices = py::array_t<Index, py::array::c_style>::ensure(indices_in);
+    require_shape(indptr, "indptr", {k + 1});
+    const Index* p = indptr.data();
+    const py::ssize_t nnz = static_cast<py::ssize_t>(p[k]);
+    require_shape(indices, "indices", {nnz});
+    require_shape(weights, "weights", {nnz});
+    for (py::ssize_t i = 0; i < k; ++i)
+        if (p[i] < 0 || p[i + 1] < p[i])
+            throw py::value_error("indptr must rise from 0, got indptr[" + std::to_string(i) +
+                                  "] = " + std::to_string(p[i]));
+    const Index* c = indices.data();
+    for (py::ssize_t j = 0; j < nnz; ++j)
+        if (c[j] < 0 || c[j] >= k)
+            throw py::value_error("indices[" + std::to_string(j) + "] = " + std::to_string(c[j]) +
+                                  " is out of range for " + std::to_string(k) + " superpixels");
+    const py::ssize_t n = offsets.size() - 1;
+    check_offsets(offsets, n, k);
+    if (n >= 0 && offsets.data()[n] != k)
+        throw py::value_error("offsets[-1] must be the " + std::to_string(k) +
+                              " superpixels, got " + std::to_string(offsets.data()[n]));
+    py::array_t<double> out(k);
+    double* v = out.mutable_data();
+    std::copy(votes.data(), votes.data() + k, v);
+    py::gil_scoped_release release;
+    regions::propagate(p, c, weights.data(), k, offsets.data(), n, iterations, v);
+    return py::array(std::move(out));
+}
+
+py::array propagate(const In<double>& votes, const py::array& indptr, const py::array& indices,
+                    const In<double>& weights, const In<int64_t>& offsets, int64_t iterations) {
+    const bool is32 = indptr.dtype().is(py::dtype::of<int32_t>()) &&
+                      indices.dtype().is(py::dtype::of<int32_t>());
+    const bool is64 = indptr.dtype().is(py::dtype::of<int64_t>()) &&
+                      indices.dtype().is(py::dtype::of<int64_t>());
+    if (!is32 && !is64)
+        throw py::value_error("indptr and indices must be both int32 or both int64, got " +
+                              dtype_of(indptr) + " and " + dtype_of(indices));
+    if (votes.ndim() != 1)
+        throw py::value_error("votes must have shape (k,), got " + shape_of(votes));
+    if (offsets.ndim() != 1 || offsets.size() < 1)
+        throw py::value_error("offsets must have shape (n + 1,), got " + shape_of(offsets));
+    return is32 ? propagate_as<int32_t>(votes, indptr, indices, weights, offsets, iterations)
+                : propagate_as<int64_t>(votes, indptr, indices, weights, offsets, iterations);
+}
+
 }  // namespace
 
 void register_regions(py::module_& m) {
@@ -214,23 +262,22 @@ sums, counts: float64 and int64 (k,), zero on entry; receive each superpixel's s
 pixel count. peaks: float64 (n,), receives each frame's largest upsampled value.
 bad: bool (n,), set for a frame holding a label out of range or an empty superpixel.
 Frames run in parallel.)doc");
-    m.def("paint", &paint, py::arg("votes"), py::arg("labels"), py::arg("offsets"),
-          py::arg("out"),
-          R"doc(out[f, y, x] = votes[offsets[f] + labels[f, y, x]].
-
-votes: float64 (k,); labels: int32 (n, h, w) in [0, n_f) (not checked); offsets: int64
-(n + 1,); out: float64 (n, h, w).)doc");
     m.def("pixel_counts", &pixel_counts, py::arg("labels"), py::arg("offsets"), py::arg("counts"),
           R"doc(Add each superpixel's pixel count into counts: int64 (k,), zero on entry.
 
 labels: int32 (n, h, w) in [0, n_f) (not checked); offsets: int64 (n + 1,).)doc");
-    m.def("suppress_small", &suppress_small, py::arg("mask"), py::arg("components"),
-          py::arg("n_components"), py::arg("relative_size"), py::arg("value"),
-          R"doc(Set, in mask (float64 (h, w)), every component with fewer pixels than
-relative_size x the largest component's to value.
+    m.def("paint_masks", &paint_masks, py::arg("votes"), py::arg("labels"), py::arg("offsets"),
+          py::arg("components"), py::arg("n_components"), py::arg("relative_size"),
+          py::arg("value"), py::arg("out"),
+          R"doc(The final soft masks: the painted votes, small blobs set to value.
 
-components: int32 (h, w), numbering the components 1 .. n_components - 1 (not checked);
-0 is background and never changed.)doc");
+out[f, y, x] = float32(votes[offsets[f] + labels[f, y, x]]), except that every
+component of frame f (components int32 (n, h, w), numbered 1 .. n_components[f] - 1,
+not checked; 0 is background and never changed) with fewer pixels than relative_size x
+the frame's largest component's gets float32(value). components[f] is not read when
+n_components[f] (int64 (n,)) is <= 1; components may be empty when no frame has more.
+votes: float64 (k,); labels: int32 (n, h, w) in [0, n_f) (not checked); offsets: int64
+(n + 1,); out: float32 (n, h, w). Frames one after another, rows in parallel.)doc");
     m.def("foreground", &foreground, py::arg("votes"), py::arg("labels"), py::arg("offsets"),
           py::arg("threshold"), py::arg("out"),
           R"doc(out[f, y, x] = votes[offsets[f] + labels[f, y, x]] > threshold as uint8 0/1:
@@ -253,6 +300,19 @@ have a pixel.)doc");
     m.def("label_ranges", &label_ranges, py::arg("labels"),
           R"doc(Smallest and largest label of each frame of labels (int32 (n, h, w), h * w >= 1),
 as two int64 (n,) arrays.)doc");
+    m.def("propagate", &propagate, py::arg("votes"), py::arg("indptr"), py::arg("indices"),
+          py::arg("weights"), py::arg("offsets"), py::arg("iterations"),
+          R"doc(Consensus-voting iterations: iterations times v <- T v, then each frame's
+votes divided by their maximum when that is > 0.
+
+votes: float64 (k,), the votes before the first iteration (not changed).
+indptr, indices, weights: T (k, k) in CSR form, int32 or int64 (k + 1,) and (nnz,), and
+float64 (nnz,) (scipy.sparse.csr_matrix's indptr, indices and data).
+offsets: int64 (n + 1,), frame f owns votes offsets[f] .. offsets[f + 1] - 1;
+offsets[-1] = k.
+Returns the float64 (k,) votes after the iterations: bit for bit scipy's T @ v (each
+row's products summed in storage order) and the division by np.maximum.reduceat's
+per-frame peak. Rows, then frames, run in parallel.)doc");
     m.attr("PAIR_STATIC") = static_cast<int>(regions::kStatic);
     m.attr("PAIR_TRANSLATING") = static_cast<int>(regions::kTranslating);
     m.attr("PAIR_NOT_DOMINANT") = static_cast<int>(regions::kNotDominant);

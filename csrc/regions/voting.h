@@ -1,7 +1,7 @@
-// Per-pixel kernels of the consensus voting (fastunlc/voting.py): painting votes, pixel
-// counts, blob edits. Every kernel walks a frame's pixels in raster order, so sums
-// accumulate in exactly the order of np.bincount over the flattened frame and agree with
-// it (and with the former Numba kernels) bit for bit.
+// Kernels of the consensus voting (fastunlc/voting.py): vote propagation, pixel counts,
+// foreground, blob edits and painting. Every per-superpixel sum equals the one of a walk
+// over the frame's pixels in raster order, the order of np.bincount over the flattened
+// frame, so the results agree with it (and with the former Numba kernels) bit for bit.
 //
 // Shapes: votes (k) float64 with k >= offsets[n]; labels (n, h, w) int32, frame f's in
 // [0, offsets[f + 1] - offsets[f]) (the caller guarantees it: no bounds checks here);
@@ -12,19 +12,18 @@
 
 namespace fastunlc::regions {
 
-// out[f, y, x] = votes[offsets[f] + labels[f, y, x]]; out (n, h, w) float64.
-void paint(const double* votes, const int32_t* labels, int64_t n, int64_t h, int64_t w,
-           const int64_t* offsets, double* out);
-
 // Adds each superpixel's pixel count into counts (k) int64.
 void pixel_counts(const int32_t* labels, int64_t n, int64_t h, int64_t w, const int64_t* offsets,
                   int64_t* counts);
 
-// In mask (h, w) float64, sets every component of components (h, w) int32 (numbered
-// 1 .. n_components - 1, 0 background, never changed) with fewer pixels than
-// relative_size x the largest component's to value.
-void suppress_small(double* mask, const int32_t* components, int64_t h, int64_t w,
-                    int64_t n_components, double relative_size, double value);
+// The final soft masks: out[f, y, x] = float32(votes[offsets[f] + labels[f, y, x]]),
+// except that every component of frame f (components (n, h, w) int32, numbered
+// 1 .. n_components[f] - 1, 0 background, never changed) with fewer pixels than
+// relative_size x the frame's largest component's gets float32(value). components[f]
+// is not read when n_components[f] <= 1. Frames one after another, rows in parallel.
+void paint_masks(const double* votes, const int32_t* labels, int64_t n, int64_t h, int64_t w,
+                 const int64_t* offsets, const int32_t* components, const int64_t* n_components,
+                 double relative_size, double value, float* out);
 
 // out[f, y, x] = votes[offsets[f] + labels[f, y, x]] > threshold as uint8 0/1.
 void foreground(const double* votes, const int32_t* labels, int64_t n, int64_t h, int64_t w,
@@ -42,5 +41,13 @@ void low_energy_means(const double* votes, const int32_t* labels, int64_t n, int
 // Smallest and largest label of each frame into lo (n) and hi (n); h * w >= 1.
 void label_ranges(const int32_t* labels, int64_t n, int64_t h, int64_t w, int64_t* lo,
                   int64_t* hi);
+
+// iterations times: votes <- T votes, then each frame's votes (offsets (n + 1)) divided
+// by their maximum when that is > 0. T (k, k) in CSR form (indptr (k + 1), indices and
+// weights (nnz)); votes (k) float64, in place. Bit for bit scipy's T @ votes followed by
+// fastunlc.voting's per-frame normalisation; rows, then frames, in parallel.
+template <typename Index>
+void propagate(const Index* indptr, const Index* indices, const double* weights, int64_t k,
+               const int64_t* offsets, int64_t n, int64_t iterations, double* votes);
 
 }  // namespace fastunlc::regions

@@ -1,10 +1,9 @@
-"""Per-pixel kernels of the consensus voting: painting votes, pixel counts, blob edits.
+"""Kernels of the consensus voting: vote propagation, pixel counts, blob edits, painting.
 
 The kernels are C++ (``csrc/regions/voting.cpp``, in :mod:`fastunlc._C`); their
-docstrings give the shapes and dtypes. Every kernel walks a frame's pixels in raster
-order, so sums accumulate in exactly the order of ``np.bincount`` over the flattened
-frame and agree with it bit for bit. Callers guarantee label ranges (no bounds checks
-on labels or components).
+docstrings give the shapes and dtypes. Every per-superpixel sum equals a walk over the
+frame's pixels in raster order (the order of ``np.bincount`` over the flattened frame)
+bit for bit. Callers guarantee label ranges (no bounds checks on labels or components).
 """
 
 from __future__ import annotations
@@ -13,10 +12,10 @@ from ..._C import (
     foreground,
     label_ranges,
     low_energy_means,
-    paint,
+    paint_masks,
     pixel_counts,
-    suppress_small,
+    propagate,
 )
 
-__all__ = ["foreground", "label_ranges", "low_energy_means", "paint", "pixel_counts",
-           "suppress_small"]
+__all__ = ["foreground", "label_ranges", "low_energy_means", "paint_masks", "pixel_counts",
+           "propagate"]
