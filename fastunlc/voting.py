@@ -211,7 +211,7 @@ def consensus_voting(
                 if binary[f].any():
                     n_components[f], components[f] = _components(binary[f])
         means = np.empty(k)
-        kernel.low_energy_means(votes, labels, offsets, components, n_components,
+        kernel.low_energy_means(votes, labels, offsets, counts, components, n_components,
                                 config.low_energy_fraction, config.low_energy_value, means)
         votes = means
         logger.debug("voting round %d: %d superpixels above %.2f", r + 1,

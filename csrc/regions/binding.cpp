@@ -145,11 +145,13 @@ void foreground(const In<double>& votes, const In<int32_t>& labels, const In<int
 }
 
 void low_energy_means(const In<double>& votes, const In<int32_t>& labels,
-                      const In<int64_t>& offsets, const In<int32_t>& components,
+                      const In<int64_t>& offsets, const In<int64_t>& counts,
+                      const In<int32_t>& components,
                       const In<int64_t>& n_components, double energy_fraction, double value,
                       const py::array& out) {
     const auto shape = frames_shape(labels, "labels");
     check_offsets(offsets, shape[0], votes.size());
+    require_shape(counts, "counts", {votes.size()});
     require_shape(n_components, "n_components", {shape[0]});
     const int64_t* nc = n_components.data();
     bool labelled = false;
@@ -159,8 +161,9 @@ void low_energy_means(const In<double>& votes, const In<int32_t>& labels,
     double* o = output<double>(out, "out", {votes.size()});
     py::gil_scoped_release release;
     regions::low_energy_means(votes.data(), labels.data(), shape[0], shape[1], shape[2],
-                              offsets.data(), labelled ? components.data() : nullptr, nc,
-                              energy_fraction, value, o);
+                              offsets.data(), counts.data(),
+                              labelled ? components.data() : nullptr, nc, energy_fraction, value,
+                              o);
 }
 
 py::tuple label_ranges(const In<int32_t>& labels) {
@@ -277,7 +280,7 @@ not checked; 0 is background and never changed) with fewer pixels than relative_
 the frame's largest component's gets float32(value). components[f] is not read when
 n_components[f] (int64 (n,)) is <= 1; components may be empty when no frame has more.
 votes: float64 (k,); labels: int32 (n, h, w) in [0, n_f) (not checked); offsets: int64
-(n + 1,); out: float32 (n, h, w). Frames one after another, rows in parallel.)doc");
+(n + 1,); out: float32 (n, h, w). Serial (the caller paints one frame at a time).)doc");
     m.def("foreground", &foreground, py::arg("votes"), py::arg("labels"), py::arg("offsets"),
           py::arg("threshold"), py::arg("out"),
           R"doc(out[f, y, x] = votes[offsets[f] + labels[f, y, x]] > threshold as uint8 0/1:
@@ -286,17 +289,18 @@ the binarised painted mask, without painting it.
 votes: float64 (k,); labels: int32 (n, h, w) in [0, n_f) (not checked); offsets: int64
 (n + 1,); out: uint8 (n, h, w).)doc");
     m.def("low_energy_means", &low_energy_means, py::arg("votes"), py::arg("labels"),
-          py::arg("offsets"), py::arg("components"), py::arg("n_components"),
-          py::arg("energy_fraction"), py::arg("value"), py::arg("out"),
+          py::arg("offsets"), py::arg("counts"), py::arg("components"),
+          py::arg("n_components"), py::arg("energy_fraction"), py::arg("value"), py::arg("out"),
           R"doc(Superpixel means of the painted votes after low-energy blob removal, in one go.
 
 Equals painting votes (float64 (k,)), setting each component of frame f (components
 int32 (n, h, w), numbered 1 .. n_components[f] - 1, background 0) whose summed mask is
 below energy_fraction x its size to value, and averaging per superpixel of labels (int32
 (n, h, w) in [0, n_f), not checked), with the same sums in the same order, so bit for
-bit. components[f] is not read when n_components[f] (int64 (n,)) is <= 1; components
-may be empty when no frame has more. Writes out: float64 (k,). Every superpixel must
-have a pixel.)doc");
+bit. counts: int64 (k,), each superpixel's pixel count (pixel_counts), all >= 1 (not
+checked). components[f] is not read when n_components[f] (int64 (n,)) is <= 1;
+components may be empty when no frame has more. Writes out: float64 (k,). A frame
+without a low-energy component is not walked (its sums need only the counts).)doc");
     m.def("label_ranges", &label_ranges, py::arg("labels"),
           R"doc(Smallest and largest label of each frame of labels (int32 (n, h, w), h * w >= 1),
 as two int64 (n,) arrays.)doc");
@@ -312,7 +316,7 @@ offsets: int64 (n + 1,), frame f owns votes offsets[f] .. offsets[f + 1] - 1;
 offsets[-1] = k.
 Returns the float64 (k,) votes after the iterations: bit for bit scipy's T @ v (each
 row's products summed in storage order) and the division by np.maximum.reduceat's
-per-frame peak. Rows, then frames, run in parallel.)doc");
+per-frame peak. Frames run in parallel.)doc");
     m.attr("PAIR_STATIC") = static_cast<int>(regions::kStatic);
     m.attr("PAIR_TRANSLATING") = static_cast<int>(regions::kTranslating);
     m.attr("PAIR_NOT_DOMINANT") = static_cast<int>(regions::kNotDominant);

@@ -1,33 +1,32 @@
 #include "regions/voting.h"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 namespace fastunlc::regions {
 
 namespace {
 
-// Adds the pixel count of each label of one frame (hw labels in [0, n_labels)) into c.
-// ++c[label] pixel after pixel is a chain of dependent loads and stores wherever
-// neighbouring pixels share a label (nearly everywhere); four partial counts over
-// interleaved pixels run four such chains side by side. Counts are integers: exact in
-// any order.
-void count_labels(const int32_t* frame, int64_t hw, int64_t n_labels, int64_t* c,
-                  std::vector<int64_t>& part) {
-    part.assign(4 * n_labels, 0);
-    int64_t* p0 = part.data();
-    int64_t* p1 = p0 + n_labels;
-    int64_t* p2 = p1 + n_labels;
-    int64_t* p3 = p2 + n_labels;
+// Adds the pixel count of each label of one frame (hw labels in [0, n_labels)) into c,
+// run by run: ++c[label] pixel after pixel would be a chain of dependent loads and
+// stores, as neighbouring pixels nearly always share a label. A run is measured eight
+// pixels at a time (one SIMD comparison), then pixel by pixel.
+void count_labels(const int32_t* frame, int64_t hw, int64_t* c) {
     int64_t i = 0;
-    for (; i + 4 <= hw; i += 4) {
-        ++p0[frame[i]];
-        ++p1[frame[i + 1]];
-        ++p2[frame[i + 2]];
-        ++p3[frame[i + 3]];
+    while (i < hw) {
+        const int32_t label = frame[i];
+        int64_t j = i + 1;
+        while (j + 8 <= hw) {
+            bool same = true;
+            for (int k = 0; k < 8; ++k) same &= frame[j + k] == label;
+            if (!same) break;
+            j += 8;
+        }
+        while (j < hw && frame[j] == label) ++j;
+        c[label] += j - i;
+        i = j;
     }
-    for (; i < hw; ++i) ++p0[frame[i]];
-    for (int64_t l = 0; l < n_labels; ++l) c[l] += p0[l] + p1[l] + p2[l] + p3[l];
 }
 
 // sums[s] = 0.0 + v[s] + v[s] + ... (counts[s] terms, added one by one), what the raster
@@ -60,21 +59,15 @@ void repeated_sums(const double* v, const int64_t* counts, int64_t n_labels, dou
 void pixel_counts(const int32_t* labels, int64_t n, int64_t h, int64_t w, const int64_t* offsets,
                   int64_t* counts) {
     const int64_t hw = h * w;
-#pragma omp parallel
-    {
-        std::vector<int64_t> part;
-#pragma omp for schedule(static)
-        for (int64_t f = 0; f < n; ++f)
-            count_labels(labels + f * hw, hw, offsets[f + 1] - offsets[f], counts + offsets[f],
-                         part);
-    }
+#pragma omp parallel for schedule(static)
+    for (int64_t f = 0; f < n; ++f) count_labels(labels + f * hw, hw, counts + offsets[f]);
 }
 
 void paint_masks(const double* votes, const int32_t* labels, int64_t n, int64_t h, int64_t w,
                  const int64_t* offsets, const int32_t* components, const int64_t* n_components,
                  double relative_size, double value, float* out) {
     const int64_t hw = h * w;
-    std::vector<int64_t> size, part;
+    std::vector<int64_t> size;
     std::vector<char> kill;
     for (int64_t f = 0; f < n; ++f) {
         const double* v = votes + offsets[f];
@@ -84,7 +77,7 @@ void paint_masks(const double* votes, const int32_t* labels, int64_t n, int64_t 
         bool any_kill = false;
         if (nc > 1) {
             size.assign(nc, 0);
-            count_labels(components + f * hw, hw, nc, size.data(), part);
+            count_labels(components + f * hw, hw, size.data());
             int64_t largest = 0;
             for (int64_t c = 1; c < nc; ++c) largest = std::max(largest, size[c]);
             // NumPy's size < relative_size * largest: the int64 counts compared as float64.
@@ -96,14 +89,10 @@ void paint_masks(const double* votes, const int32_t* labels, int64_t n, int64_t 
         }
         const int32_t* comp = any_kill ? components + f * hw : nullptr;
         float* o = out + f * hw;
-        // One frame at a time (a frame's components are all the caller holds), its rows
-        // in parallel. Rounding the float64 value once gives the float32 of the painted,
-        // edited float64 mask.
-#pragma omp parallel for schedule(static)
-        for (int64_t y = 0; y < h; ++y) {
-            for (int64_t i = y * w; i < (y + 1) * w; ++i)
-                o[i] = static_cast<float>(comp && kill[comp[i]] ? value : v[frame[i]]);
-        }
+        // Rounding the float64 value once gives the float32 of the painted, edited
+        // float64 mask.
+        for (int64_t i = 0; i < hw; ++i)
+            o[i] = static_cast<float>(comp && kill[comp[i]] ? value : v[frame[i]]);
     }
 }
 
@@ -120,14 +109,13 @@ void foreground(const double* votes, const int32_t* labels, int64_t n, int64_t h
 }
 
 void low_energy_means(const double* votes, const int32_t* labels, int64_t n, int64_t h,
-                      int64_t w, const int64_t* offsets, const int32_t* components,
-                      const int64_t* n_components, double energy_fraction, double value,
-                      double* out) {
+                      int64_t w, const int64_t* offsets, const int64_t* counts,
+                      const int32_t* components, const int64_t* n_components,
+                      double energy_fraction, double value, double* out) {
     const int64_t hw = h * w;
 #pragma omp parallel
     {
         std::vector<double> energy, size, sums;
-        std::vector<int64_t> counts, part;
         std::vector<char> kill;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t f = 0; f < n; ++f) {
@@ -151,21 +139,19 @@ void low_energy_means(const double* votes, const int32_t* labels, int64_t n, int
                 }
             }
             const int64_t n_f = offsets[f + 1] - base;
+            const int64_t* count = counts + base;
             sums.assign(n_f, 0.0);
-            counts.assign(n_f, 0);
             if (any_kill) {
                 const int32_t* comp = components + f * hw;
                 for (int64_t i = 0; i < hw; ++i) {
                     const int32_t s = frame[i];
                     sums[s] += kill[comp[i]] ? value : v[s];
-                    ++counts[s];
                 }
             } else {
-                count_labels(frame, hw, n_f, counts.data(), part);
-                repeated_sums(v, counts.data(), n_f, sums.data());
+                repeated_sums(v, count, n_f, sums.data());
             }
             for (int64_t s = 0; s < n_f; ++s)
-                out[base + s] = sums[s] / static_cast<double>(counts[s]);
+                out[base + s] = sums[s] / static_cast<double>(count[s]);
         }
     }
 }
@@ -190,30 +176,36 @@ void label_ranges(const int32_t* labels, int64_t n, int64_t h, int64_t w, int64_
 template <typename Index>
 void propagate(const Index* indptr, const Index* indices, const double* weights, int64_t k,
                const int64_t* offsets, int64_t n, int64_t iterations, double* votes) {
-    std::vector<double> next(k);
-    for (int64_t it = 0; it < iterations; ++it) {
+    std::vector<double> other(k);
 #pragma omp parallel
-        {
-            // scipy's csr_matvec: each row's products summed in storage order from +0.0.
-#pragma omp for schedule(static)
-            for (int64_t i = 0; i < k; ++i) {
-                double sum = 0.0;
-                for (Index j = indptr[i]; j < indptr[i + 1]; ++j)
-                    sum += weights[j] * votes[indices[j]];
-                next[i] = sum;
-            }
+    {
+        // Each thread takes whole frames, so that it normalises the rows it has just
+        // summed: one barrier per iteration (the next one reads every frame's votes).
+        double* in = votes;
+        double* out = other.data();
+        for (int64_t it = 0; it < iterations; ++it) {
 #pragma omp for schedule(static)
             for (int64_t f = 0; f < n; ++f) {
+                // scipy's csr_matvec: each row's products summed in storage order from +0.0.
+                for (int64_t i = offsets[f]; i < offsets[f + 1]; ++i) {
+                    double sum = 0.0;
+                    for (Index j = indptr[i]; j < indptr[i + 1]; ++j)
+                        sum += weights[j] * in[indices[j]];
+                    out[i] = sum;
+                }
                 // np.maximum.reduceat over the frame (NaN wins, as np.maximum lets it),
                 // then the division by np.where(peak > 0, peak, 1.0).
-                double peak = next[offsets[f]];
+                double peak = out[offsets[f]];
                 for (int64_t i = offsets[f] + 1; i < offsets[f + 1]; ++i)
-                    if (!(peak >= next[i] || peak != peak)) peak = next[i];
+                    if (!(peak >= out[i] || peak != peak)) peak = out[i];
                 const double d = peak > 0 ? peak : 1.0;
-                for (int64_t i = offsets[f]; i < offsets[f + 1]; ++i) votes[i] = next[i] / d;
+                for (int64_t i = offsets[f]; i < offsets[f + 1]; ++i) out[i] /= d;
             }
+            std::swap(in, out);  // every thread swaps alike, after the barrier
         }
     }
+    // After an odd number of iterations the result is in the other buffer.
+    if (iterations % 2) std::copy(other.begin(), other.end(), votes);
 }
 
 template void propagate(const int32_t*, const int32_t*, const double*, int64_t, const int64_t*,
