@@ -233,7 +233,10 @@ py::array propagate(const In<double>& votes, const py::array& indptr, const py::
 
 }  // namespace
 
-void register_regions(py::module_& m) {
+void register_regions(py::module_& parent) {
+    py::module_ m = parent.def_submodule(
+        "regions",
+        "Motion-saliency and voting kernels (see fastunlc._kernels.cpu.saliency and .voting).");
     m.def("pair_deviations", &pair_deviations, py::arg("flows"), py::arg("static_magnitude"),
           py::arg("dominant_direction"), py::arg("direction_edges"), py::arg("deviation"),
           py::arg("kind"),
@@ -317,9 +320,9 @@ offsets[-1] = k.
 Returns the float64 (k,) votes after the iterations: bit for bit scipy's T @ v (each
 row's products summed in storage order) and the division by np.maximum.reduceat's
 per-frame peak. Frames run in parallel.)doc");
-    m.attr("PAIR_STATIC") = static_cast<int>(regions::kStatic);
-    m.attr("PAIR_TRANSLATING") = static_cast<int>(regions::kTranslating);
-    m.attr("PAIR_NOT_DOMINANT") = static_cast<int>(regions::kNotDominant);
+    m.attr("STATIC") = static_cast<int>(regions::kStatic);
+    m.attr("TRANSLATING") = static_cast<int>(regions::kTranslating);
+    m.attr("NOT_DOMINANT") = static_cast<int>(regions::kNotDominant);
 }
 
 }  // namespace fastunlc

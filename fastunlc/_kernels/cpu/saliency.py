@@ -1,6 +1,6 @@
 """Dominant-motion test and per-pair deviation maps, compiled over all pairs of a shot.
 
-The kernels are C++ (``csrc/regions/saliency.cpp``, in :mod:`fastunlc._C`):
+The kernels are C++ (``csrc/regions/saliency.cpp``, bound as ``fastunlc._C.regions``):
 
 - ``pair_deviations(flows, static_magnitude, dominant_direction, direction_edges,
   deviation, kind)``: classify each flow field (P, h, w, 2) float32 as STATIC,
@@ -17,16 +17,13 @@ Their docstrings give the shapes and dtypes. Frames and pairs run in parallel.
 
 from __future__ import annotations
 
-from ..._C import (
-    PAIR_NOT_DOMINANT,
-    PAIR_STATIC,
-    PAIR_TRANSLATING,
-    pair_deviations,
-    superpixel_sums,
-)
+from ..._C import regions as _regions
 
-STATIC = PAIR_STATIC
-TRANSLATING = PAIR_TRANSLATING
-NOT_DOMINANT = PAIR_NOT_DOMINANT
+STATIC: int = _regions.STATIC
+TRANSLATING: int = _regions.TRANSLATING
+NOT_DOMINANT: int = _regions.NOT_DOMINANT
+
+pair_deviations = _regions.pair_deviations
+superpixel_sums = _regions.superpixel_sums
 
 __all__ = ["NOT_DOMINANT", "STATIC", "TRANSLATING", "pair_deviations", "superpixel_sums"]
