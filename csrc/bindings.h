@@ -23,5 +23,6 @@ inline std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast
 void register_flow(py::module_& m);
 void register_shots(py::module_& m);
 void register_slic(py::module_& m);
+void register_regions(py::module_& m);
 
 }  // namespace fastunlc

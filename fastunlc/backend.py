@@ -15,7 +15,7 @@ for when the kernels are first asked for (:func:`kernels`).
 
 >>> from fastunlc.backend import kernels
 >>> k = kernels("cpu")                                   # doctest: +SKIP
->>> k.voting.paint(votes, labels, offsets, out)          # doctest: +SKIP
+>>> k.voting.pixel_counts(labels, offsets, counts)       # doctest: +SKIP
 """
 
 from __future__ import annotations

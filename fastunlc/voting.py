@@ -59,13 +59,6 @@ def _check_labels(labels: np.ndarray, frame_offsets: np.ndarray
     return labels, offsets
 
 
-def _paint(votes: np.ndarray, labels: np.ndarray, offsets: np.ndarray,
-           device: str = "cpu") -> np.ndarray:
-    out = np.empty(labels.shape)
-    kernels(device).voting.paint(votes, labels, offsets, out)
-    return out
-
-
 def _check_no_empty(counts: np.ndarray, offsets: np.ndarray) -> None:
     """Raise if a superpixel has no pixels (``counts`` (k,) pixels per superpixel)."""
     empty = np.flatnonzero(counts == 0)
@@ -91,29 +84,37 @@ def _energy_can_be_low(threshold: float, energy_fraction: float) -> bool:
     return threshold <= 0 or energy_fraction >= threshold * (1.0 - 1e-6)
 
 
-def _suppress_small(mask: np.ndarray, threshold: float, relative_size: float,
-                    margin: float, device: str = "cpu") -> None:
-    """In place on a float64 C-contiguous (n, h, w) mask; small blobs become
-    ``threshold - margin`` (config ``small_blob_margin``)."""
-    binary = np.greater(mask, threshold).view(np.uint8)
-    for f in range(mask.shape[0]):
-        if binary[f].any():
-            count, components = _components(binary[f])
-            kernels(device).voting.suppress_small(mask[f], components, count, relative_size,
-                                                  threshold - margin)
-
-
 def _vote(votes: np.ndarray, transition: sp.csr_matrix, offsets: np.ndarray,
           iterations: int) -> np.ndarray:
-    """``iterations`` times: ``v <- T v``, then divide each frame by its maximum if > 0."""
-    starts = offsets[:-1]
-    sizes = np.diff(offsets)
-    for _ in range(iterations):
-        votes = transition @ votes
-        peak = np.maximum.reduceat(votes, starts)
-        # Dividing by 1 where the peak is 0 leaves an all-zero frame at zero, no NaN.
-        votes /= np.repeat(np.where(peak > 0, peak, 1.0), sizes)
-    return votes
+    """``iterations`` times: ``v <- T v``, then divide each frame by its maximum if > 0.
+
+    The compiled kernel runs scipy's ``T @ v`` row by row and NumPy's per-frame maximum
+    and division, bit for bit, over the rows and frames in parallel."""
+    return kernels("cpu").voting.propagate(votes, transition.indptr, transition.indices,
+                                           transition.data, offsets, iterations)
+
+
+def _final_masks(votes: np.ndarray, labels: np.ndarray, offsets: np.ndarray,
+                 config: UNLCConfig) -> np.ndarray:
+    """Painted float32 (n, h, w) masks with the blobs smaller than ``relative_blob_size``
+    x each frame's largest set to ``threshold - small_blob_margin``: painting in float64,
+    editing and rounding once to float32, in one pass per frame without the float64
+    frame."""
+    kernel = kernels("cpu").voting
+    threshold = config.foreground_threshold
+    binary = np.empty(labels.shape, dtype=np.uint8)
+    kernel.foreground(votes, labels, offsets, threshold, binary)
+    masks = np.empty(labels.shape, dtype=np.float32)
+    count = np.ones(1, dtype=np.int64)
+    for f in range(labels.shape[0]):
+        # The frame's components only: labelling all frames first would hold an int32
+        # (n, h, w) array (140 MB for a 110-frame 650-px shot).
+        count[0], components = (_components(binary[f]) if binary[f].any()
+                                else (1, np.zeros((0, 0), np.int32)))
+        kernel.paint_masks(votes, labels[f:f + 1], offsets[f:f + 2], components[None], count,
+                           config.relative_blob_size, threshold - config.small_blob_margin,
+                           masks[f:f + 1])
+    return masks
 
 
 def consensus_voting(
@@ -210,17 +211,9 @@ def consensus_voting(
                 if binary[f].any():
                     n_components[f], components[f] = _components(binary[f])
         means = np.empty(k)
-        kernel.low_energy_means(votes, labels, offsets, components, n_components,
+        kernel.low_energy_means(votes, labels, offsets, counts, components, n_components,
                                 config.low_energy_fraction, config.low_energy_value, means)
         votes = means
         logger.debug("voting round %d: %d superpixels above %.2f", r + 1,
                      int(np.count_nonzero(votes > threshold)), threshold)
-    # Paint frame by frame into float32: one float64 frame at a time instead of the
-    # whole shot (a 110-frame 650-px shot would need 280 MB in float64).
-    masks = np.empty(labels.shape, dtype=np.float32)
-    for f in range(labels.shape[0]):
-        frame = _paint(votes, labels[f:f + 1], offsets[f:f + 2], device)
-        _suppress_small(frame, threshold, config.relative_blob_size, config.small_blob_margin,
-                        device)
-        masks[f] = frame[0]
-    return masks
+    return _final_masks(votes, labels, offsets, config)

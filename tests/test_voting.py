@@ -177,3 +177,39 @@ def test_bad_inputs():
     gap[0][gap[0] == 0] = 1  # superpixel 0 of frame 0 has no pixels
     with pytest.raises(ValueError, match="superpixel 0 of frame 0 has no pixels"):
         consensus_voting(np.zeros(k), T, gap, offsets)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_propagation_is_scipys_matvec_and_normalisation_bit_for_bit(index_dtype):
+    from fastunlc.voting import _vote
+
+    rng = np.random.default_rng(10)
+    _, offsets, T = random_shot(rng)
+    T = T.tocsr()
+    T.indptr, T.indices = T.indptr.astype(index_dtype), T.indices.astype(index_dtype)
+    votes = rng.random(offsets[-1])
+    votes[offsets[1]:offsets[2]] = 0.0  # an all-zero frame stays zero, no NaN
+    expected = votes.copy()
+    for _ in range(7):
+        expected = T @ expected
+        peak = np.maximum.reduceat(expected, offsets[:-1])
+        expected /= np.repeat(np.where(peak > 0, peak, 1.0), np.diff(offsets))
+    np.testing.assert_array_equal(_vote(votes, T, offsets, 7), expected, strict=True)
+
+
+def test_round_means_equal_bincount_of_the_painted_votes_bit_for_bit():
+    # The kernel adds each superpixel's vote once per pixel without walking the pixels:
+    # the same sums as np.bincount's raster-order walk over the painted frame.
+    from fastunlc.backend import kernels
+
+    rng = np.random.default_rng(11)
+    labels, offsets = random_labels(rng, 4, 60, 70)
+    k = offsets[-1]
+    votes = rng.random(k)
+    flat = (labels + offsets[:-1, None, None]).ravel()
+    counts = np.bincount(flat, minlength=k)
+    means = np.empty(k)
+    kernels("cpu").voting.low_energy_means(
+        votes, labels, offsets, counts, np.zeros((0, 0, 0), np.int32),
+        np.ones(len(labels), np.int64), 0.6, 0.0, means)
+    np.testing.assert_array_equal(means, np.bincount(flat, weights=votes[flat]) / counts)

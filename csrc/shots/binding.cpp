@@ -69,7 +69,9 @@ void kts_block(py::array gram_in, int64_t first_end, const py::array& norms_in,
 }  // namespace
 
 void register_shots(py::module_& m) {
-    m.def("colour_histograms", &colour_histograms, py::arg("frames"), py::arg("linear"),
+    py::module_ s = m.def_submodule(
+        "shots", "Shot detection's kernels (see fastunlc._kernels.cpu.shots).");
+    s.def("colour_histograms", &colour_histograms, py::arg("frames"), py::arg("linear"),
           py::arg("xyz_from_rgb"), py::arg("white"), py::arg("edges"), py::arg("n_threads") = 0,
           R"doc(Per-frame colour histograms (the reference's KTS features).
 
@@ -82,7 +84,7 @@ n_threads: OpenMP threads over frames (<= 0: OpenMP's default).
 Returns float64 (n, 6 * bins): per frame the six histograms, binned as np.histogram bins
 (values outside a range are dropped), each divided by its sum + (sum < 1e-4). The GIL is
 released while the frames run.)doc");
-    m.def("kts_block", &kts_block, py::arg("gram"), py::arg("first_end"), py::arg("norms"),
+    s.def("kts_block", &kts_block, py::arg("gram"), py::arg("first_end"), py::arg("norms"),
           py::arg("sq_prefix"), py::arg("cost"), py::arg("back"),
           R"doc(KTS's dynamic programme over one block of segment ends, in place.
 

@@ -11,8 +11,7 @@ from functools import cache
 
 import numpy as np
 
-from fastunlc._C import colour_histograms, kts_block
-
+from ..._C import shots as _shots
 from .histograms import channel_edges
 
 # skimage.color.colorconv's xyz_from_rgb and its D65 / 2-degree white point.
@@ -20,6 +19,8 @@ XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
                          [0.212671, 0.715160, 0.072169],
                          [0.019334, 0.119193, 0.950227]])
 D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+kts_block = _shots.kts_block
 
 __all__ = ["D65_WHITE", "XYZ_FROM_RGB", "kts_block", "linear_levels", "shot_features"]
 
@@ -39,5 +40,5 @@ def linear_levels() -> np.ndarray:
 def shot_features(frames: np.ndarray, bins: int) -> np.ndarray:
     """Per-frame histograms ``(n, 6 * bins)`` float64 of uint8 ``frames`` ``(n, h, w, 3)``
     (C order); see :func:`fastunlc.shots.shot_features`."""
-    return colour_histograms(frames, linear_levels(), XYZ_FROM_RGB, D65_WHITE,
+    return _shots.colour_histograms(frames, linear_levels(), XYZ_FROM_RGB, D65_WHITE,
                              channel_edges(bins))
