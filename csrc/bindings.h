@@ -24,5 +24,6 @@ void register_flow(py::module_& m);
 void register_shots(py::module_& m);
 void register_slic(py::module_& m);
 void register_regions(py::module_& m);
+void register_colour(py::module_& m);
 
 }  // namespace fastunlc

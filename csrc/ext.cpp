@@ -25,4 +25,5 @@ calling thread from now on (omp_set_num_threads).)doc");
     fastunlc::register_shots(m);
     fastunlc::register_slic(m);
     fastunlc::register_regions(m);
+    fastunlc::register_colour(m);
 }
