@@ -24,8 +24,6 @@ The method, on SLIC superpixels of the frame:
 from __future__ import annotations
 
 import numpy as np
-from skimage.color import rgb2lab
-from skimage.segmentation import slic
 
 from .config import REFERENCE
 
@@ -98,6 +96,11 @@ def appearance_saliency(
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if not sigma2 > 0 or not n_segments >= 1:
         raise ValueError(f"sigma2 must be > 0 and n_segments >= 1, got {sigma2}, {n_segments}")
+
+    # Imported here: the fallback is rare, and scikit-image's segmentation package takes
+    # a third of a second to import.
+    from skimage.color import rgb2lab
+    from skimage.segmentation import slic
 
     h, w = frame.shape[:2]
     image = frame.astype(np.float64) / 255.0
