@@ -18,7 +18,7 @@ from fastunlc.config import UNLCConfig
 from fastunlc.pipeline import segment_shot
 from fastunlc.synthetic import make_clip
 
-from .helpers import TEST_DEVICE
+from .helpers import TEST_DEVICE, mean_mask_iou
 
 CLIPS = [("static", 1, 4), ("pan", 1, 4), ("zoom", 1, 4), ("shake", 2, 4)]
 TWO_OBJECTS_UNEQUAL = ("static", 2, 4)
@@ -48,18 +48,12 @@ MIN_UNEQUAL_PAIR_IOU = 0.45
 MIN_ONE_OF_TWO_IOU = 0.40
 
 
-def iou(pred: np.ndarray, truth: np.ndarray) -> float:
-    union = np.logical_or(pred, truth).sum()
-    return float(np.logical_and(pred, truth).sum() / union) if union else 1.0
-
-
 def clip_iou(camera: str, n_objects: int, seed: int, flow: str) -> float:
     clip = make_clip(N_FRAMES, SIZE, camera=camera, n_objects=n_objects, seed=seed)
     result = segment_shot(clip.frames, UNLCConfig(flow=flow, device=TEST_DEVICE))
     assert result.masks.shape == clip.masks.shape
     assert result.saliency == "motion"
-    return float(np.mean([iou(m > 0.7, t) for m, t in zip(result.masks, clip.masks,
-                                                          strict=True)]))
+    return mean_mask_iou(result.masks, clip.masks)
 
 
 @pytest.mark.parametrize("flow", ["c2f", "dis"])
