@@ -71,6 +71,25 @@ class UNLCConfig:
     reference's; ``float32`` solves twice the pairs per SIMD register (about 0.7 of the
     time per pair) and moves the flow by its rounding (see ``tests/test_flow.py`` for the
     measured distance). The CUDA flow is float64 only."""
+    dis_size: int = 0
+    """fastunlc addition (``flow="dis"`` only): DIS runs on the flow frames enlarged to
+    ``dis_size x dis_size`` (bilinear) and its flow is shrunk back to ``flow_size`` (area
+    average, vectors rescaled). 0 runs it at ``flow_size``. Finer patches on the enlarged
+    frames follow small objects' edges more closely; the reference has no DIS."""
+    dis_finest_scale: int = 1
+    """``flow="dis"``: finest pyramid level DIS computes (0 = full resolution; the MEDIUM
+    preset's 1 stops at half resolution and upsamples)."""
+    dis_patch_size: int = 8
+    """``flow="dis"``: side of DIS's patches in pixels (MEDIUM preset: 8)."""
+    dis_patch_stride: int = 3
+    """``flow="dis"``: spacing of DIS's patches in pixels, at most ``dis_patch_size``
+    (MEDIUM preset: 3)."""
+    dis_refinement_alpha: float = 20.0
+    """``flow="dis"``: smoothness weight of DIS's variational refinement (MEDIUM preset:
+    20); smaller keeps motion edges sharper."""
+    dis_refinement_iterations: int = 5
+    """``flow="dis"``: variational refinement iterations per level (MEDIUM preset: 5;
+    0 turns the refinement off)."""
     static_magnitude: float = 1.0
     """A pair is "static" when the median flow magnitude (pixels) is below this."""
     direction_bins: int = 20
@@ -159,6 +178,9 @@ class UNLCConfig:
         if self.c2f_precision != "float64" and self.device == "cuda":
             raise ValueError(f"c2f_precision {self.c2f_precision!r} is the CPU solver's "
                              "option; the CUDA flow runs in float64")
+        if self.dis_patch_stride > self.dis_patch_size:
+            raise ValueError("dis_patch_stride must be <= dis_patch_size, got "
+                             f"{self.dis_patch_stride} and {self.dis_patch_size}")
         if self.voting_iterations % self.voting_rounds:
             raise ValueError("voting_iterations must be a multiple of voting_rounds, got "
                              f"{self.voting_iterations} and {self.voting_rounds}")
@@ -261,6 +283,12 @@ _FIELDS: dict[str, tuple] = {
     "c2f_inner_iterations": ("int", 1),
     "c2f_sor_iterations": ("int", 1),
     "c2f_precision": ("choice", get_args(FlowPrecision)),
+    "dis_size": ("int", 0),
+    "dis_finest_scale": ("int", 0),
+    "dis_patch_size": ("int", 2),
+    "dis_patch_stride": ("int", 1),
+    "dis_refinement_alpha": ("real", 0.0, _UNBOUNDED, False, False),
+    "dis_refinement_iterations": ("int", 0),
     "static_magnitude": ("real", 0.0, _UNBOUNDED, False, False),
     "direction_bins": ("int", 1),
     "dominant_direction": ("real", 0.0, 1.0, False, False),

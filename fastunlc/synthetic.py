@@ -1,9 +1,13 @@
 """Synthetic videos with exact object masks, to measure segmentation against ground truth.
 
-A clip is a periodic, natural-looking texture (the scene) seen through a moving camera,
-with one or two textured objects of irregular outline moving over it on their own smooth
-paths. Everything is drawn with hard edges, so ``masks`` is the exact set of object
-pixels of every frame before noise and JPEG compression are added.
+A clip is a scene seen through a moving camera, with one or two textured objects of
+irregular outline moving over it on their own smooth paths. Two scene sources share the
+camera and object code: ``scene="texture"`` draws a periodic, natural-looking fractal
+texture for the scene and the objects; ``scene="photo"`` cuts the scene from one real
+photograph and each object from another (Debian ``opencv-doc``'s sample images), so
+that flow meets real edges, flat areas and fine detail. Everything is drawn with hard
+edges, so ``masks`` is the exact set of object pixels of every frame before noise and
+JPEG compression are added.
 
 Geometry is tuned at 240 x 320 and scales with the short side ``S`` of the frame:
 
@@ -22,6 +26,7 @@ Geometry is tuned at 240 x 320 and scales with the short side ``S`` of the frame
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import uuid
@@ -36,11 +41,24 @@ import cv2
 import numpy as np
 
 from fastunlc.config import REFERENCE
+from fastunlc.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 CameraMode = Literal["static", "pan", "zoom", "shake"]
 CAMERA_MODES: tuple[str, ...] = ("static", "pan", "zoom", "shake")
+SceneSource = Literal["texture", "photo"]
+SCENE_SOURCES: tuple[str, ...] = ("texture", "photo")
+
+PHOTO_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
+"""Debian ``opencv-doc``'s sample images (``apt-get install opencv-doc``): ``scene="photo"``."""
+# Colour photographs with a wide view (streets, rooms, desks, scenes), for the backdrop.
+BACKGROUND_PHOTOS = ("building.jpg", "home.jpg", "messi5.jpg", "board.jpg", "stuff.jpg",
+                     "aero1.jpg", "leuvenA.jpg", "graf1.png", "rubberwhale1.png", "fruits.jpg")
+# Close-ups of single things, for the objects; none is also a backdrop, so an object is
+# never cut from its own background.
+OBJECT_PHOTOS = ("baboon.jpg", "orange.jpg", "apple.jpg", "butterfly.jpg", "squirrel_cls.jpg",
+                 "smarties.png", "HappyFish.jpg", "chicky_512.png")
 
 # Scales below are in pixels at a short side of 240; ``k = min(h, w) / 240`` rescales them.
 _PAN_SPEED = (3.5, 4.5)  # camera pan, px/frame
@@ -64,9 +82,11 @@ class SyntheticClip:
         Exact union of the object masks of every frame.
     params : dict
         How the clip was made: the arguments of :func:`make_clip` (``n_frames``,
-        ``size``, ``camera``, ``n_objects``, ``noise_std``, ``jpeg_quality``, ``seed``)
-        and the geometry: ``camera_matrices`` (n, 2, 3) float64 mapping frame pixel
-        coordinates ``(x, y, 1)`` to scene (texture) coordinates; ``zoom`` (n,) the
+        ``size``, ``camera``, ``n_objects``, ``noise_std``, ``jpeg_quality``, ``seed``,
+        ``scene``), ``photos`` (file names of the backdrop then of each object's photo;
+        empty for ``scene="texture"``) and the geometry: ``camera_matrices`` (n, 2, 3)
+        float64 mapping frame pixel coordinates ``(x, y, 1)`` to scene (texture or
+        backdrop) pixel coordinates; ``zoom`` (n,) the
         scene-per-frame scale (1 = no zoom, < 1 = zoomed in); ``pan_velocity`` (2,)
         scene px/frame; ``object_centres`` (n_objects, n, 2) float64 frame coordinates
         (x, y); ``object_radii`` (n_objects,) mean outline radius at zoom 1, px;
@@ -87,6 +107,8 @@ def make_clip(
     noise_std: float = 2.0,
     jpeg_quality: int | None = 90,
     seed: int = 0,
+    scene: SceneSource = "texture",
+    photo_dir: str | os.PathLike[str] = PHOTO_DIR,
 ) -> SyntheticClip:
     """Render a synthetic clip with exact masks.
 
@@ -109,6 +131,14 @@ def make_clip(
         JPEG quality (1-100) each frame is compressed with, or None for no compression.
     seed : int
         Seed of every random choice; equal arguments give identical clips.
+    scene : {"texture", "photo"}
+        ``texture``: fractal colour textures, periodic, so the camera can travel anywhere.
+        ``photo``: the backdrop is a crop of one of :data:`BACKGROUND_PHOTOS`, scaled so
+        that it just covers everything the camera sees over the clip; each object is a
+        square crop of one of :data:`OBJECT_PHOTOS` (two objects: two photos), cut with
+        the same irregular outlines. Camera, objects, noise and JPEG as for ``texture``.
+    photo_dir : str or PathLike
+        Folder holding the photos (``scene="photo"`` only).
 
     Returns
     -------
@@ -118,7 +148,9 @@ def make_clip(
     Raises
     ------
     ValueError
-        On an unknown camera mode or an out-of-range argument.
+        On an unknown camera mode or scene source, or an out-of-range argument.
+    InputError
+        ``scene="photo"`` and ``photo_dir`` is missing or a photo cannot be read.
 
     Examples
     --------
@@ -129,6 +161,8 @@ def make_clip(
     h, w = (int(v) for v in size)
     if camera not in CAMERA_MODES:
         raise ValueError(f"camera must be one of {CAMERA_MODES}, got {camera!r}")
+    if scene not in SCENE_SOURCES:
+        raise ValueError(f"scene must be one of {SCENE_SOURCES}, got {scene!r}")
     if n_objects not in (1, 2):
         raise ValueError(f"n_objects must be 1 or 2, got {n_objects!r}")
     if n_frames < 1:
@@ -143,24 +177,38 @@ def make_clip(
     rng = np.random.default_rng(seed)
     k = min(h, w) / 240.0
     cam = _camera_path(rng, camera, n_frames, (h, w), k)
-    hue = rng.uniform(0, 2 * np.pi)
-    scene = _textured_rgb(rng, (h + h // 2, w + w // 2), hue, chroma=18.0, beta=2.0)
+    if scene == "texture":
+        hue = rng.uniform(0, 2 * np.pi)
+        backdrop = _textured_rgb(rng, (h + h // 2, w + w // 2), hue, chroma=18.0, beta=2.0)
+        # The texture is periodic, so BORDER_WRAP lets the camera travel anywhere.
+        wrap = cv2.BORDER_WRAP
+        photos: list[str] = []
+    else:
+        photos = [str(rng.choice(BACKGROUND_PHOTOS)),
+                  *(str(p) for p in rng.choice(OBJECT_PHOTOS, n_objects, replace=False))]
+        backdrop, cam["matrices"] = _photo_backdrop(
+            rng, _read_photo(Path(photo_dir), photos[0]), cam["matrices"], (h, w))
+        # The backdrop covers every frame; the border rule only meets rounding.
+        wrap = cv2.BORDER_REFLECT_101
 
     frames = np.empty((n_frames, h, w, 3), np.float32)
     for t in range(n_frames):
         # WARP_INVERSE_MAP: the matrix maps output (frame) pixels to source (scene) pixels.
-        # The scene texture is periodic, so BORDER_WRAP lets the camera travel anywhere.
-        frames[t] = cv2.warpAffine(scene, cam["matrices"][t], (w, h),
+        frames[t] = cv2.warpAffine(backdrop, cam["matrices"][t], (w, h),
                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                   borderMode=cv2.BORDER_WRAP)
+                                   borderMode=wrap)
     masks = np.zeros((n_frames, h, w), bool)
 
     objects = _plan_objects(rng, n_objects, n_frames, (h, w), k, camera, cam)
     for i, obj in enumerate(objects):
-        # Object hues sit opposite the scene's, so objects differ in colour as well as texture.
-        obj_hue = hue + np.pi + (-0.6 if i == 0 else 0.6) * rng.uniform(0.5, 1.0)
         side = int(2 * obj["radius"] * obj["shape_max"]) + 8
-        sprite = _textured_rgb(rng, (side, side), obj_hue, chroma=40.0, beta=1.6)
+        if scene == "texture":
+            # Object hues sit opposite the scene's: objects differ in colour and texture.
+            obj_hue = hue + np.pi + (-0.6 if i == 0 else 0.6) * rng.uniform(0.5, 1.0)
+            sprite = _textured_rgb(rng, (side, side), obj_hue, chroma=40.0, beta=1.6)
+        else:
+            sprite = _photo_crop(rng, _read_photo(Path(photo_dir), photos[1 + i]),
+                                 (side, side))
         for t in range(n_frames):
             _paint_object(frames[t], masks[t], sprite, obj, t)
 
@@ -174,6 +222,7 @@ def make_clip(
     params: dict[str, Any] = {
         "n_frames": n_frames, "size": (h, w), "camera": camera, "n_objects": n_objects,
         "noise_std": float(noise_std), "jpeg_quality": jpeg_quality, "seed": seed,
+        "scene": scene, "photos": photos,
         "camera_matrices": cam["matrices"], "zoom": cam["zoom"],
         "pan_velocity": cam["pan_velocity"],
         "object_centres": np.stack([obj["centres"] for obj in objects]),
@@ -304,6 +353,59 @@ def _paint_object(frame: np.ndarray, mask: np.ndarray, sprite: np.ndarray,
                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
     frame[ya:yb, xa:xb][inside] = patch[inside]
     mask[ya:yb, xa:xb] |= inside
+
+
+def _photo_backdrop(rng: np.random.Generator, photo: np.ndarray, matrices: np.ndarray,
+                    size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A crop of ``photo`` covering every frame of the camera path, as the scene.
+
+    Returns the backdrop (H, W, 3) float32 RGB in [0, 255], one scene pixel per backdrop
+    pixel, and ``matrices`` (n, 2, 3) shifted so that they map frame pixels into it.
+    """
+    h, w = size
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float)
+    seen = np.einsum("nij,cj->nci", matrices, corners).reshape(-1, 2)
+    low = np.floor(seen.min(axis=0)) - 2  # 2 px for the bilinear taps and rounding
+    extent = np.ceil(seen.max(axis=0)) + 2 - low + 1
+    backdrop = _photo_crop(rng, photo, (int(extent[1]), int(extent[0])))
+    shifted = matrices.copy()
+    shifted[:, :, 2] -= low
+    return backdrop, shifted
+
+
+def _photo_crop(rng: np.random.Generator, photo: np.ndarray,
+                shape: tuple[int, int]) -> np.ndarray:
+    """A random crop of ``photo`` with the aspect of ``shape`` (h, w), resized to it.
+
+    The crop spans 60-100 % of the largest such crop, at a random place; shrinking uses
+    area averaging (no aliasing), enlarging bicubic. Returns (h, w, 3) float32 in [0, 255].
+    """
+    out_h, out_w = shape
+    ph, pw = photo.shape[:2]
+    fit = min(ph / out_h, pw / out_w) * rng.uniform(0.6, 1.0)
+    crop_h, crop_w = max(int(out_h * fit), 1), max(int(out_w * fit), 1)
+    y = int(rng.integers(0, ph - crop_h + 1))
+    x = int(rng.integers(0, pw - crop_w + 1))
+    interpolation = cv2.INTER_AREA if fit >= 1 else cv2.INTER_CUBIC
+    crop = cv2.resize(photo[y:y + crop_h, x:x + crop_w], (out_w, out_h),
+                      interpolation=interpolation)
+    return np.clip(crop, 0, 255)
+
+
+@functools.cache
+def _read_photo(folder: Path, name: str) -> np.ndarray:
+    """Photo ``folder / name`` as (h, w, 3) float32 RGB in [0, 255], read-only, cached."""
+    if not folder.is_dir():
+        raise InputError(folder, "folder of sample photos missing; scene='photo' needs "
+                         "OpenCV's sample images (apt-get install opencv-doc) or a photo_dir")
+    path = folder / name
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(path, "missing or not a readable image; scene='photo' needs "
+                         "OpenCV's sample images (apt-get install opencv-doc)")
+    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32)
+    rgb.flags.writeable = False
+    return rgb
 
 
 def _fractal_noise(rng: np.random.Generator, shape: tuple[int, int], channels: int,

@@ -95,3 +95,18 @@ def faststart_copy(video: Path, out: Path) -> Path:
             packet.stream = copy
             target.mux(packet)
     return out
+
+
+def mean_mask_iou(soft_masks: np.ndarray, truth: np.ndarray, threshold: float = 0.7) -> float:
+    """Mean over frames of the IoU of ``soft_masks > threshold`` with ``truth``.
+
+    ``soft_masks`` (n, h, w) float in [0, 1] (``segment_shot``'s masks), ``truth`` (n, h, w)
+    bool. A frame where both are empty scores 1. This is the ground-truth score of
+    ``tests/test_groundtruth.py`` and ``benchmarks/groundtruth.py``.
+    """
+    scores = []
+    for soft, exact in zip(soft_masks, truth, strict=True):
+        pred = soft > threshold
+        union = np.logical_or(pred, exact).sum()
+        scores.append(np.logical_and(pred, exact).sum() / union if union else 1.0)
+    return float(np.mean(scores))

@@ -124,3 +124,9 @@ def test_parse_value_reads_the_fields_type(name, text, value):
 def test_parse_value_names_the_field(name, text, message):
     with pytest.raises(ValueError, match=message):
         UNLCConfig.parse_value(name, text)
+
+
+def test_dis_patch_stride_may_not_exceed_the_patch():
+    with pytest.raises(ValueError, match="dis_patch_stride must be <= dis_patch_size"):
+        UNLCConfig(flow="dis", dis_patch_size=4, dis_patch_stride=5)
+    assert UNLCConfig(dis_patch_size=4, dis_patch_stride=4).dis_patch_stride == 4

@@ -473,3 +473,36 @@ def test_missing_extension_is_explained(monkeypatch):
     monkeypatch.setitem(sys.modules, "fastunlc._C", None)
     with pytest.raises(ImportError, match="not built"):
         optical_flow(np.zeros((2, 24, 24, 3), dtype=np.uint8), np.array([[0, 1]]))
+
+
+def test_dis_fields_reach_opencv(vtest):
+    """Each ``dis_*`` field changes the flow the way the matching setter does."""
+    frames = resize_for_flow(vtest[:2], 64)
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    config = UNLCConfig(flow="dis", dis_finest_scale=0, dis_patch_size=6, dis_patch_stride=2,
+                        dis_refinement_alpha=5.0, dis_refinement_iterations=2)
+    dis = cv2.DISOpticalFlow_create(DIS_PRESET)
+    dis.setFinestScale(0)
+    dis.setPatchSize(6)
+    dis.setPatchStride(2)
+    dis.setVariationalRefinementAlpha(5.0)
+    dis.setVariationalRefinementIterations(2)
+    got = optical_flow(frames, np.array([[1, 0]]), config)[0]
+    np.testing.assert_array_equal(got, dis.calc(grey[1], grey[0], None))
+    default = optical_flow(frames, np.array([[1, 0]]), UNLCConfig(flow="dis"))[0]
+    assert not np.array_equal(got, default)
+
+
+def test_dis_on_enlarged_frames_returns_flow_frame_pixels():
+    """A texture shifted by (2, -1) px at 64 x 48: ``dis_size=160`` gives that shift."""
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (80, 96, 3)), (0, 0), 1.5)
+    texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    # frame_a(x, y) = frame_b(x + 2, y - 1), so (u, v) = (2, -1) in 64 x 48 pixels.
+    a, b = texture[8:56, 8:72], texture[9:57, 6:70]
+    frames = np.stack([a, b])
+    config = UNLCConfig(flow="dis", dis_size=160)
+    flow = optical_flow(frames, np.array([[0, 1]]), config)
+    assert flow.shape == (1, 48, 64, 2) and flow.dtype == np.float32
+    inner = flow[0, 8:-8, 8:-8].reshape(-1, 2)
+    np.testing.assert_allclose(np.median(inner, axis=0), [2.0, -1.0], atol=0.1)

@@ -2,7 +2,9 @@
 
 Clips from :func:`fastunlc.synthetic.make_clip`: textured backgrounds under four
 camera motions, one or two textured objects with irregular outlines moving on their
-own, noise and JPEG compression. Foreground is ``p > 0.7``; IoU per frame, averaged
+own, noise and JPEG compression; then the same camera and object motions over backdrops
+and objects cut from real photographs (``scene="photo"``), where flat areas, hard edges
+and fine detail set the flow modes apart. Foreground is ``p > 0.7``; IoU per frame, averaged
 over the frames of a clip, then over the clips.
 
 Thresholds were set from measurements (the comment above them), a margin below what both
@@ -16,9 +18,9 @@ import pytest
 
 from fastunlc.config import UNLCConfig
 from fastunlc.pipeline import segment_shot
-from fastunlc.synthetic import make_clip
+from fastunlc.synthetic import CAMERA_MODES, PHOTO_DIR, make_clip
 
-from .helpers import TEST_DEVICE
+from .helpers import TEST_DEVICE, mean_mask_iou
 
 CLIPS = [("static", 1, 4), ("pan", 1, 4), ("zoom", 1, 4), ("shake", 2, 4)]
 TWO_OBJECTS_UNEQUAL = ("static", 2, 4)
@@ -48,18 +50,30 @@ MIN_UNEQUAL_PAIR_IOU = 0.45
 MIN_ONE_OF_TWO_IOU = 0.40
 
 
-def iou(pred: np.ndarray, truth: np.ndarray) -> float:
-    union = np.logical_or(pred, truth).sum()
-    return float(np.logical_and(pred, truth).sum() / union) if union else 1.0
+# Photo clips: one object, seeds 1 and 2 for every camera, 144 x 192, 16 frames (~30 s
+# for both modes on 2 cores). Measured on 2026-12-03 on this 2-core machine (mean IoU
+# per camera over the two seeds, p > 0.7):
+#   c2f: static 0.755, pan 0.588, zoom 0.774, shake 0.780 -> mean 0.724
+#   dis: static 0.643, pan 0.429, zoom 0.773, shake 0.777 -> mean 0.655
+# DIS's gap on the static and pan cameras is the one issue 12 measured on held-back real
+# footage. Bounds: 0.05 below each measured figure.
+PHOTO_SEEDS = (1, 2)
+PHOTO_FRAMES = 16
+PHOTO_SIZE = (144, 192)
+MIN_PHOTO_IOU = {
+    "c2f": {"static": 0.70, "pan": 0.53, "zoom": 0.72, "shake": 0.73},
+    "dis": {"static": 0.59, "pan": 0.37, "zoom": 0.72, "shake": 0.72},
+}
 
 
-def clip_iou(camera: str, n_objects: int, seed: int, flow: str) -> float:
-    clip = make_clip(N_FRAMES, SIZE, camera=camera, n_objects=n_objects, seed=seed)
+def clip_iou(camera: str, n_objects: int, seed: int, flow: str, *, scene: str = "texture",
+             n_frames: int = N_FRAMES, size: tuple[int, int] = SIZE) -> float:
+    clip = make_clip(n_frames, size, camera=camera, n_objects=n_objects, seed=seed,
+                     scene=scene)
     result = segment_shot(clip.frames, UNLCConfig(flow=flow, device=TEST_DEVICE))
     assert result.masks.shape == clip.masks.shape
     assert result.saliency == "motion"
-    return float(np.mean([iou(m > 0.7, t) for m, t in zip(result.masks, clip.masks,
-                                                          strict=True)]))
+    return mean_mask_iou(result.masks, clip.masks)
 
 
 @pytest.mark.parametrize("flow", ["c2f", "dis"])
@@ -80,3 +94,14 @@ def test_mean_iou_on_synthetic_ground_truth(flow):
 @pytest.mark.parametrize("flow", ["c2f", "dis"])
 def test_two_objects_of_unequal_size_keep_the_larger(flow):
     assert clip_iou(*TWO_OBJECTS_UNEQUAL, flow) >= MIN_UNEQUAL_PAIR_IOU
+
+
+@pytest.mark.skipif(not PHOTO_DIR.is_dir(), reason=f"{PHOTO_DIR} missing (opencv-doc)")
+@pytest.mark.parametrize("flow", ["c2f", "dis"])
+def test_mean_iou_on_photo_ground_truth(flow):
+    scores = {camera: np.mean([clip_iou(camera, 1, seed, flow, scene="photo",
+                                        n_frames=PHOTO_FRAMES, size=PHOTO_SIZE)
+                               for seed in PHOTO_SEEDS])
+              for camera in CAMERA_MODES}
+    low = {c: s for c, s in scores.items() if s < MIN_PHOTO_IOU[flow][c]}
+    assert not low, (scores, MIN_PHOTO_IOU[flow])
