@@ -21,5 +21,6 @@ inline std::string shape_of(const py::array& a) {
 inline std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 void register_flow(py::module_& m);
+void register_descriptors(py::module_& m);
 
 }  // namespace fastunlc

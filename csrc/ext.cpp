@@ -5,4 +5,5 @@
 PYBIND11_MODULE(_C, m) {
     m.doc() = "Compiled kernels of fastunlc (private: use the stage modules).";
     fastunlc::register_flow(m);
+    fastunlc::register_descriptors(m);
 }
