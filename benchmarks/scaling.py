@@ -204,13 +204,13 @@ def main(argv: list[str] | None = None) -> None:
     cases = run_studies(args.video, grid, flows, repeat)
     wall = time.perf_counter() - began
 
-    import numba
+    from fastunlc.backend import cpu_threads
 
     report = {
         "video": str(args.video), "quick": args.quick, "repeat": repeat, "flows": flows,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_seconds": wall,
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(),
+                    "cpu_count": os.cpu_count(), "cpu_threads": cpu_threads(),
                     "python": platform.python_version(),
                     "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "stages": list(STAGES), "cases": cases,

@@ -26,4 +26,5 @@ calling thread from now on (omp_set_num_threads).)doc");
     fastunlc::register_slic(m);
     fastunlc::register_regions(m);
     fastunlc::register_colour(m);
+    fastunlc::register_descriptors(m);
 }

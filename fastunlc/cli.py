@@ -588,14 +588,6 @@ def _run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return status
 
 
-def _first_run_notice() -> None:
-    """Say, before the work starts, that this run compiles the kernels (once per install)."""
-    from .firstrun import FIRST_RUN_NOTICE, kernels_compiled
-
-    if not kernels_compiled():
-        print(FIRST_RUN_NOTICE, file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fastunlc`` command; returns the exit status."""
     parser = _build_parser()
@@ -607,8 +599,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     for handler in logging.getLogger().handlers:  # build.log may take more than the terminal
         handler.setLevel(level)
-    if args.command in ("segment", "build", "demo") and not args.quiet:
-        _first_run_notice()
     try:
         if args.command == "build":
             return _run_build(args, parser)

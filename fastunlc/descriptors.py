@@ -9,9 +9,9 @@ the frame size (2 dims), in that order, 176 dims in all.
 The values equal the reference's per-patch ``skimage.feature.hog`` /
 ``np.histogram`` computation (``fastunlc.reference.descriptors``): the histograms
 count for count, the HOG to the last bit on the inputs tested. The work per frame
-is one pass over the label map for the boxes, one gather of the patches, CIELAB and
-grey conversion of the gathered patches only (about a third of a 650x487 frame at
-400 superpixels), then a compiled loop over superpixels in parallel.
+is one pass over the label map for the boxes, one gather of the patches, the grey
+conversion of the gathered patches and the CIELAB conversion of their distinct colours
+only, then a compiled loop over superpixels in parallel.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from skimage.color import rgb2gray
 
 from fastunlc.backend import kernels
-from fastunlc.colour import rgb2lab
+from fastunlc.colour import distinct_colours_lab
 from fastunlc.config import REFERENCE, UNLCConfig
 
 log = logging.getLogger(__name__)
@@ -139,16 +139,22 @@ def superpixel_descriptors(
     rgb = np.empty((n_labels, size, size, 3), dtype=np.uint8)
     kernel.gather_patches(frame, corners, rgb)
     if lab is None:
-        lab_patches = rgb2lab(rgb, device=config.device)
+        # Each distinct colour of the patches converted once; the kernel reads a pixel's
+        # CIELAB through its colour's index, so the per-pixel array is never built.
+        distinct = distinct_colours_lab(rgb, device=config.device)
+        colours_lab = distinct.lab
+        colour_of = distinct.inverse.reshape(n_labels, size, size)
     else:
         lab_patches = np.empty((n_labels, size, size, 3))
         kernel.gather_patches(lab, corners, lab_patches)
+        colours_lab = lab_patches.reshape(-1, 3)
+        colour_of = np.arange(colours_lab.shape[0], dtype=np.int32).reshape(n_labels, size, size)
     # scikit-image's grey conversion of the same patches, so that the HOG input is
     # the reference's to the last bit (a hand-written weighted sum differs by 1 ulp).
     grey = np.ascontiguousarray(rgb2gray(rgb))
 
     out = np.empty((n_labels, descriptor_dim(config)))
-    kernel.patch_descriptors(grey, rgb, np.ascontiguousarray(lab_patches),
+    kernel.patch_descriptors(grey, rgb, colours_lab, colour_of,
                              backend.histograms.channel_edges(config.color_bins),
                              config.hog_orientations, config.hog_cell,
                              kernel.BLOCK_NORMS[config.hog_block_norm], out)

@@ -28,13 +28,13 @@ def test_without_the_variable_every_gpu_numba_sees_is_visible(monkeypatch):
 @pytest.fixture
 def worker_settings(monkeypatch):
     """Give back what _start_worker sets in this process: threads and the environment."""
-    import numba
+    from fastunlc import backend
 
-    threads = numba.get_num_threads()
+    threads = backend.cpu_threads()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", ""))
     yield
-    numba.set_num_threads(threads)
+    backend.set_cpu_threads(threads)
 
 
 def test_workers_take_the_gpus_in_turn_and_skip_the_memory_cap(monkeypatch, worker_settings):

@@ -124,7 +124,7 @@ def grey_pixel(r, g, b):
 
 # np.histogram's binning, compiled for the GPU from the CPU kernel's own Python source,
 # so both backends bin by one piece of code.
-histogram_bin = cuda.jit(device=True, inline=True)(cpu_histograms.bin_index.py_func)
+histogram_bin = cuda.jit(device=True, inline=True)(cpu_histograms.bin_index)
 
 
 @cuda.jit(device=True, inline=True)

@@ -115,7 +115,7 @@ def _pairwise_sum(a, row, n, square):
 
 # The patch placement (reference truncation and border shifts), compiled for the GPU from
 # the CPU kernel's own Python source.
-_place_1d = cuda.jit(device=True, inline=True)(cpu_descriptors._place_1d.py_func)
+_place_1d = cuda.jit(device=True, inline=True)(cpu_descriptors._place_1d)
 
 
 @cuda.jit
