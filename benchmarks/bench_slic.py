@@ -1,4 +1,4 @@
-"""Milliseconds per frame of the Numba SLIC against scikit-image's ``slic`` on real frames.
+"""Milliseconds per frame of the compiled SLIC against scikit-image's ``slic`` on real frames.
 
 Reads the first ``--frames`` frames of a video (default: Debian opencv-doc's vtest.avi,
 768x576 -> 650x487, the reference's working size) and times
@@ -6,7 +6,7 @@ Reads the first ``--frames`` frames of a video (default: Debian opencv-doc's vte
 - scikit-image's ``slic`` as the reference calls it (``fastunlc.reference.superpixels``),
   on the first ``--oracle-frames`` frames (it is slow);
 - ``fastunlc.superpixels.slic_superpixels``, one frame per call (one thread);
-- ``slic_superpixels_batch`` on all frames with 1 and with 2 Numba threads;
+- ``slic_superpixels_batch`` on all frames with 1 and with 2 threads;
 
 each the best of ``--repeat`` runs (this machine may be shared), after a warm-up call
 that compiles or loads the kernels. Then compares the labels with scikit-image's on the

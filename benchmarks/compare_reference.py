@@ -339,7 +339,7 @@ def _running_stage(progress: list[dict[str, Any]]) -> str:
 
 def run_fastunlc(frames: Path, work: Path, warmup: bool) -> dict[str, Any]:
     """Run fastunlc's pipeline on the frames in a fresh process (after an untimed warm-up
-    process that fills Numba's cache, unless ``warmup`` is False)."""
+    process that loads the libraries into the page cache, unless ``warmup`` is False)."""
     import fastunlc
 
     env = dict(os.environ)
@@ -636,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="stop the original after S seconds per clip")
     parser.add_argument("--no-warmup", action="store_true",
-                        help="skip fastunlc's untimed warm-up run (Numba cache then cold)")
+                        help="skip fastunlc's untimed warm-up run (its libraries then load cold)")
     parser.add_argument("--keep-masks", action="store_true",
                         help="copy both sides' soft masks (.npy) to DIR/<clip>/")
     parser.add_argument("--fastunlc-worker", nargs=2, type=Path, help=argparse.SUPPRESS)

@@ -1,7 +1,8 @@
 """End-to-end seconds per frame, per stage, and peak memory of ``fastunlc segment``.
 
 Each case runs the real CLI in a fresh process (so peak memory is that run's own),
-first cold (Numba compiling into an empty cache) when ``--cold`` is given, then warm,
+first cold (an empty Numba cache, as a first run after installing meets it: code
+before issue 12 compiled its Numba kernels there) when ``--cold`` is given, then warm,
 and prints a Markdown table to paste into ``benchmarks/RESULTS.md``.
 
     python benchmarks/end_to_end.py                       # default cases
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--flow", nargs="+", default=["c2f", "dis"])
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--cold", action="store_true",
-                        help="also time a first run with an empty Numba cache")
+                        help="also time a first run after installing (an empty Numba cache)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config setting passed to `fastunlc segment --set` (repeatable; "
                              "shown in the flow column)")

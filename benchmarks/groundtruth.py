@@ -8,8 +8,7 @@ and object count, one column per mode. Each cell averages ``--seeds`` clips; a c
 score is the mean over its frames of the IoU of ``mask > 0.7`` with the truth
 (``tests.helpers.mean_mask_iou``, the score of ``tests/test_groundtruth.py``). A last
 table gives seconds per frame of the flow stage (resize + flow) and of the whole of
-``segment_shot``, averaged over all clips, after one warm-up clip per mode (Numba's
-compilation is not counted).
+``segment_shot``, averaged over all clips, after one untimed warm-up clip per mode.
 
 Modes are named ``--mode NAME`` or ``--mode NAME:FIELD=VALUE,FIELD=VALUE`` with fields of
 :class:`fastunlc.config.UNLCConfig` (``fastunlc/config.py`` documents each one).
@@ -25,9 +24,8 @@ dis_refinement_alpha=5`` matches c2f's IoU on the photo clips (2026-12-03, 240x3
 24 frames, 3 seeds: within 0.02 on the static camera, above it on the others), but its
 flow costs about as much as c2f's.
 
-Runs one clip at a time, on every core (threads follow ``OMP_NUM_THREADS`` and
-``NUMBA_NUM_THREADS``). Defaults take about 5 minutes per mode on 2 shared cores. Not
-part of the test run.
+Runs one clip at a time, on every core (threads follow ``OMP_NUM_THREADS``). Defaults
+take about 5 minutes per mode on 2 shared cores. Not part of the test run.
 """
 
 from __future__ import annotations
@@ -95,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = dict(args.mode or [parse_mode("c2f"), parse_mode("dis")])
     size = tuple(args.size)
 
-    for config in modes.values():  # warm-up: Numba compiles on first use
+    for config in modes.values():  # warm-up: page cache, allocations
         segment_shot(make_clip(8, (96, 128), seed=99).frames, config)
 
     scores: dict[tuple[str, str, int, str], list[float]] = {}
