@@ -18,7 +18,7 @@ PACKAGE = Path(fastunlc.__file__).parent
 STAGES = ("colour", "descriptors", "flow", "saliency", "shots", "superpixels", "voting")
 
 
-def test_cpu_resolves_to_the_numba_kernels_once():
+def test_cpu_resolves_to_the_compiled_kernels_once():
     from fastunlc._kernels.cpu import colour, descriptors, histograms, saliency, shots, slic, voting
 
     k = backend.kernels("cpu")
