@@ -15,6 +15,7 @@
 // - block normalisation sums with NumPy's pairwise summation, so that the normalising
 //   constant is NumPy's to the last bit.
 #include "descriptors/descriptors.h"
+#include "histogram.h"
 
 #include <algorithm>
 #include <cmath>
@@ -186,17 +187,7 @@ double pairwise_sum(const double* a, int64_t n) {
 }
 
 int64_t bin_index(double x, const double* edges, int64_t n_bins) {
-    const double lo = edges[0];
-    const double hi = edges[n_bins];
-    if (!(x >= lo && x <= hi)) return -1;  // also drops NaN
-    int64_t i = static_cast<int64_t>(((x - lo) / (hi - lo)) * static_cast<double>(n_bins));
-    if (i == n_bins) --i;
-    // np.histogram's correction of a value that rounding put on the wrong side of an edge.
-    if (x < edges[i])
-        --i;
-    else if (i != n_bins - 1 && x >= edges[i + 1])
-        ++i;
-    return i;
+    return fastunlc::bin_index(x, edges[0], edges[n_bins], edges, n_bins);
 }
 
 void normalise_rows(double* hist, int64_t rows, int64_t cols) {

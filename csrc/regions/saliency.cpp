@@ -1,5 +1,7 @@
 #include "regions/saliency.h"
 
+#include "histogram.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -9,21 +11,6 @@
 namespace fastunlc::regions {
 
 namespace {
-
-// Bin of x under np.histogram(..., range=(lo, hi)) with n bins of edges[0..n], -1 when
-// it is not counted: fastunlc._kernels.cpu.histograms.bin_index, operation for operation.
-// The last bin is closed, and a value that rounding put on the wrong side of an edge
-// moves to its neighbour, as NumPy does.
-inline int64_t bin_index(double x, double lo, double hi, const double* edges, int64_t n) {
-    if (!(x >= lo && x <= hi)) return -1;  // also drops NaN
-    int64_t i = static_cast<int64_t>(((x - lo) / (hi - lo)) * static_cast<double>(n));
-    if (i == n) --i;
-    if (x < edges[i])
-        --i;
-    else if (i != n - 1 && x >= edges[i + 1])
-        ++i;
-    return i;
-}
 
 // Numba's np.median (numba/np/arraymath.py: _partition, _select, _select_two,
 // _median_inner), step for step. For finite values any exact selection gives the same

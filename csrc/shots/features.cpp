@@ -10,6 +10,8 @@
 // skimage's bin (tests/test_shots.py checks all of them).
 #include "shots/features.h"
 
+#include "histogram.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -25,19 +27,6 @@ constexpr double kRanges[6][2] = {{0.0, 255.0},   {0.0, 255.0},    {0.0, 255.0},
                                   {0.0, 100.0},   {-128.0, 127.0}, {-128.0, 127.0}};
 constexpr uint32_t kEmpty = 0xFFFFFFFFu;  // no 24-bit colour code has this value
 constexpr int kInitialBits = 15;
-
-// np.histogram's bin of x over [lo, hi] with edges e[0..n]: -1 when not counted (mirrors
-// fastunlc._kernels.cpu.histograms.bin_index).
-int bin_index(double x, double lo, double hi, const double* e, int n) {
-    if (!(x >= lo && x <= hi)) return -1;
-    int i = static_cast<int>(((x - lo) / (hi - lo)) * n);
-    if (i == n) --i;
-    if (x < e[i])
-        --i;
-    else if (i != n - 1 && x >= e[i + 1])
-        ++i;
-    return i;
-}
 
 // The cube root of t in (0.008856, 1.0002], the range of CIELAB's f on sRGB colours: a cubic
 // fitted to it (within 30 %) and three Halley steps, each cubing the relative error, to
