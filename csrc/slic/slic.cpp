@@ -104,6 +104,27 @@ struct Window {
           x1(static_cast<float>(window[3] - 1)) {}
 };
 
+// Pixel i of a tile against a centre (y, x, L, a, b): its spatial term
+// ((cy - y)**2 + (cx - x)**2) * spatial_weight and its colour term |colour - centre|**2,
+// each in scikit-image's operation order.
+struct Terms {
+    float spatial, colour;
+};
+
+inline Terms pixel_terms(const float* __restrict image, int i, float yf, float xf,
+                         const float* centre, float spatial_weight) {
+    const float dy = centre[0] - yf;
+    const float dx = centre[1] - xf;
+    const float spatial = (dy * dy + dx * dx) * spatial_weight;
+    float v = image[i] - centre[2];
+    float colour = v * v;
+    v = image[kTileSize + i] - centre[3];
+    colour += v * v;
+    v = image[2 * kTileSize + i] - centre[4];
+    colour += v * v;
+    return {spatial, colour};
+}
+
 // Offer the pixels of a tile (top-left corner at row `top`, column `left`; its three
 // channels `image`, its `distance` and `labels`) that lie in centre k's window to it. A
 // pixel moves to centre k when (distance, k) is lexicographically smaller than its
@@ -111,22 +132,13 @@ struct Window {
 inline void evaluate(const float* __restrict image, float* __restrict distance,
                      int32_t* __restrict labels, float top, float left, const float* centre,
                      int32_t k, const int64_t* window, float spatial_weight) {
-    const float cy = centre[0], cx = centre[1], cl = centre[2], ca = centre[3], cb = centre[4];
     const Window win(window);
     for (int i = 0; i < kTileSize; ++i) {
         const float yf = top + kCoords.rows[i];
         const float xf = left + kCoords.columns[i];
-        const float dy = cy - yf;
-        const float dx = cx - xf;
         // scikit-image's operation order: the spatial term, then the colour terms.
-        float d = (dy * dy + dx * dx) * spatial_weight;
-        float v = image[i] - cl;
-        float colour = v * v;
-        v = image[kTileSize + i] - ca;
-        colour += v * v;
-        v = image[2 * kTileSize + i] - cb;
-        colour += v * v;
-        d += colour;
+        const Terms terms = pixel_terms(image, i, yf, xf, centre, spatial_weight);
+        const float d = terms.spatial + terms.colour;
         const float old = distance[i];
         const int32_t owner = labels[i];
         // Bitwise & and |: no short-circuit branches, so the loop vectorises.
@@ -156,23 +168,14 @@ inline int32_t tile_max(const float* values) {
 inline int32_t uniform_limit(const float* __restrict image, float top, float left,
                              const float* centre, const int64_t* window, float spatial_weight,
                              float height, float width, float* __restrict limit) {
-    const float cy = centre[0], cx = centre[1], cl = centre[2], ca = centre[3], cb = centre[4];
     const Window win(window);
     const float scale = static_cast<float>(1.0 + 32.0 * 0x1p-24);
     const float margin = static_cast<float>(32.0 * 0x1p-24);
     for (int i = 0; i < kTileSize; ++i) {
         const float yf = top + kCoords.rows[i];
         const float xf = left + kCoords.columns[i];
-        const float dy = cy - yf;
-        const float dx = cx - xf;
-        const float s = (dy * dy + dx * dx) * spatial_weight;
-        float v = image[i] - cl;
-        float colour = v * v;
-        v = image[kTileSize + i] - ca;
-        colour += v * v;
-        v = image[2 * kTileSize + i] - cb;
-        colour += v * v;
-        const float value = s * scale + colour * margin;
+        const Terms terms = pixel_terms(image, i, yf, xf, centre, spatial_weight);
+        const float value = terms.spatial * scale + terms.colour * margin;
         const bool covered = (yf >= win.y0) & (yf <= win.y1) & (xf >= win.x0) & (xf <= win.x1);
         const bool inside = (yf < height) & (xf < width);
         const float outside = inside ? kFar : -1.0f;
