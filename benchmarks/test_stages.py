@@ -44,7 +44,7 @@ ORACLE_ROUNDS = 2
 # Tolerances of the stages' own tests (tests/test_*.py), where the reasons are given.
 FLOW_ORACLE_TOL = 1e-5  # px, C++ against the NumPy oracle
 HOG_TOL = 1e-9  # descriptors: HOG part; histograms and location are exact
-T_RTOL = 2e-4  # graph: FAISS float32 distances
+T_RTOL = 2e-4  # graph: float32 distances
 MIN_IDENTICAL_ROWS = 0.95  # graph: rows whose neighbour sets equal the oracle's
 VOTING_ATOL = 1e-12
 SALIENCY_TOL = 1e-12
@@ -363,7 +363,7 @@ def test_graph_fast(benchmark, shot, oracle_results):
     record(benchmark, units=SHOT_FRAMES, unit="frame")
     dense = oracle_results.get("graph", lambda: ref_graph.transition_matrix(
         shot.features, shot.offsets, REFERENCE))
-    # Same neighbour sets and weights, up to FAISS's float32 near-ties (see tests/test_graph.py).
+    # Same neighbour sets and weights, up to float32 near-ties (see tests/test_graph.py).
     k = dense.shape[0]
     assert out.shape == (k, k)
     identical = 0

@@ -26,5 +26,6 @@ void register_slic(py::module_& m);
 void register_regions(py::module_& m);
 void register_colour(py::module_& m);
 void register_descriptors(py::module_& m);
+void register_graph(py::module_& m);
 
 }  // namespace fastunlc

@@ -27,4 +27,5 @@ calling thread from now on (omp_set_num_threads).)doc");
     fastunlc::register_regions(m);
     fastunlc::register_colour(m);
     fastunlc::register_descriptors(m);
+    fastunlc::register_graph(m);
 }

@@ -34,7 +34,8 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda")
 # The kernel modules of each backend: fastunlc._kernels.<device>.<name>. The CPU's
 # flow is the compiled extension (Kernels.flow).
 STAGES: dict[str, tuple[str, ...]] = {
-    "cpu": ("colour", "descriptors", "histograms", "saliency", "shots", "slic", "voting"),
+    "cpu": ("colour", "descriptors", "graph", "histograms", "saliency", "shots", "slic",
+            "voting"),
     "cuda": ("arrays", "colour", "descriptors", "flow", "graph", "saliency", "shots", "slic",
              "voting"),
 }
