@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,8 @@ from fastunlc.video import working_size
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.helpers, when run as python benchmarks/....py
 
+from bench_slic import best_seconds  # noqa: E402 (this script's folder is sys.path[0])
+
 from tests.helpers import VTEST, read_video_frames, video_size  # noqa: E402
 
 
@@ -54,17 +55,6 @@ def shot_descriptors(video: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
         raise SystemExit(str(err)) from None
     labels, counts = slic_superpixels_batch(frames, REFERENCE)
     return superpixel_descriptors_batch(frames, labels, counts, REFERENCE)
-
-
-def best_seconds(run, repeat: int) -> float:
-    """Smallest wall time of ``repeat`` calls of ``run``, after one untimed call."""
-    run()
-    best = float("inf")
-    for _ in range(repeat):
-        began = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - began)
-    return best
 
 
 def main() -> None:
@@ -84,10 +74,10 @@ def main() -> None:
     try:
         for t in sorted({1, min(2, threads)}):
             set_cpu_threads(t)
-            per_frame[f"knn_graph, {t} thread{'s' * (t > 1)}"] = best_seconds(
-                lambda: graph.knn_graph(features, offsets, REFERENCE), args.repeat) / n
-            per_frame[f"transition_matrix, {t} thread{'s' * (t > 1)}"] = best_seconds(
-                lambda: graph.transition_matrix(features, offsets, REFERENCE), args.repeat) / n
+            for function in (graph.knn_graph, graph.transition_matrix):
+                function(features, offsets, REFERENCE)  # untimed first call
+                per_frame[f"{function.__name__}, {t} thread{'s' * (t > 1)}"] = best_seconds(
+                    lambda f=function: f(features, offsets, REFERENCE), args.repeat) / n
             graphs[t] = graph.knn_graph(features, offsets, REFERENCE)
     finally:
         set_cpu_threads(threads)
