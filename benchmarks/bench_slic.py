@@ -12,10 +12,14 @@ each the best of ``--repeat`` runs (this machine may be shared), after a warm-up
 that compiles or loads the kernels. Then compares the labels with scikit-image's on the
 oracle frames: superpixel counts, the share of pixels that agree after matching each
 superpixel to the scikit-image one it overlaps most, and how many frames are identical.
+``--max-iter N`` (repeatable) also times the faster variant with N k-means iterations
+instead of the reference's ``slic_max_iter`` (10), on 1 and 2 threads, and gives its
+agreement with the reference's labels on every frame (mean and worst frame).
 Prints Markdown tables.
 
     python benchmarks/bench_slic.py                        # vtest.avi, 40 frames
     python benchmarks/bench_slic.py --video clip.mp4 --frames 110 --repeat 5
+    python benchmarks/bench_slic.py --max-iter 5 --max-iter 3
 
 Not part of the test run.
 """
@@ -79,7 +83,12 @@ def main() -> None:
                         help="the original uNLC's SLIC milliseconds per frame on this machine "
                              "(superpixels seconds / frames from compare_reference.py): adds a "
                              "column of ratios against it")
+    parser.add_argument("--max-iter", type=int, action="append", default=[], metavar="N",
+                        help="also time slic_max_iter=N and score it against the reference's "
+                             "labels (repeatable)")
     args = parser.parse_args()
+    if any(n < 1 for n in args.max_iter):
+        parser.error("--max-iter must be >= 1")
 
     frames = read_frames(args.video, args.frames)
     n, h, w = frames.shape[:3]
@@ -92,11 +101,17 @@ def main() -> None:
         lambda: [oracle.slic_superpixels(f) for f in checked], 1) / len(checked)
     per_frame["slic_superpixels, one call per frame"] = best_seconds(
         lambda: [slic_superpixels(f) for f in frames], args.repeat) / n
+    variants = {f"slic_max_iter={it}": REFERENCE.replace(slic_max_iter=it)
+                for it in args.max_iter}
     try:
         for t in sorted({1, min(2, threads)}):
             set_cpu_threads(t)
             per_frame[f"slic_superpixels_batch, {t} thread{'s' * (t > 1)}"] = best_seconds(
                 lambda: slic_superpixels_batch(frames), args.repeat) / n
+            for name, config in variants.items():
+                per_frame[f"{name}, {t} thread{'s' * (t > 1)}"] = best_seconds(
+                    lambda config=config: slic_superpixels_batch(frames, config),
+                    args.repeat) / n
     finally:
         set_cpu_threads(threads)
 
@@ -120,6 +135,18 @@ def main() -> None:
                         matched_agreement(expected, labels[i]))
         identical = "yes" if np.array_equal(labels[i], expected) else "no"
         print(f"| {i} | {counts[i]} / {n_expected} | {agreement:.5f} | {identical} |")
+
+    if variants:
+        exact, _ = slic_superpixels_batch(frames)
+        print(f"\n| variant | matched agreement with slic_max_iter={REFERENCE.slic_max_iter}, "
+              f"mean over {n} frames | worst frame | superpixels (mean) |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, config in variants.items():
+            labels, counts = slic_superpixels_batch(frames, config)
+            scores = [min(matched_agreement(a, b), matched_agreement(b, a))
+                      for a, b in zip(labels, exact, strict=True)]
+            print(f"| {name} | {np.mean(scores):.4f} | {min(scores):.4f} | "
+                  f"{counts.mean():.1f} |")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .config import UNLCConfig
+from .config import PRESETS, UNLCConfig
 from .errors import FastUNLCError
 
 logger = logging.getLogger("fastunlc")
@@ -51,8 +51,11 @@ CONFIG_HELP = """parameters:
   a build.json of 'fastunlc build' (its "options" -> "config") or a bare object of
   field names and values; the run then uses exactly that run's parameters. Fields it
   does not name keep the reference's values. --set NAME=VALUE (repeatable) sets one
-  field, e.g. --set slic_compactness=20. Later wins: the file, then the shortcut
-  options (%s), then each --set in order. Field names are those of
+  field, e.g. --set slic_compactness=20. --preset fast starts from faster values
+  instead of the reference's (c2f_precision=float32, c2f_outer_iterations=4,
+  c2f_sor_iterations=10: masks within 0.02 mean IoU of the reference's on
+  ground-truth clips, see benchmarks/RESULTS.md). Later wins: the preset, the file,
+  the shortcut options (%s), then each --set in order. Field names are those of
   fastunlc.config.UNLCConfig, as listed in any report.json.
 """
 
@@ -220,6 +223,11 @@ def _unavailable_backend(config: UNLCConfig) -> str | None:
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="reference",
+                        help="starting parameters: reference (the original uNLC's, default) "
+                             "or fast (CPU: the c2f flow with fewer iterations in float32, "
+                             "3.4x less flow time; on a GPU use --flow c2f-fast; see "
+                             "'parameters' below)")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help="take the uNLC parameters from a report.json, build.json or "
                              "JSON object of fields (see 'parameters' below)")
@@ -252,14 +260,14 @@ def _config_file(path: Path) -> dict:
 
 
 def _make_config(args: argparse.Namespace, **shortcuts: object) -> UNLCConfig:
-    """The run's config: --config's file, then the shortcut options given, then --set.
+    """The run's config: --preset, then --config's file, the shortcut options given, --set.
 
     ``shortcuts`` are field values of options like ``--flow``; None means not given.
     Raises ConfigError with a one-line message naming the file or the field.
     """
-    values: dict = {}
+    values: dict = dict(PRESETS[args.preset])
     if args.config is not None:
-        values = dict(_config_file(args.config))
+        values.update(_config_file(args.config))
         try:
             UNLCConfig.from_dict(values)
         except ValueError as err:

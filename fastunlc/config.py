@@ -383,3 +383,22 @@ def _unknown_message(name: str) -> str:
 
 REFERENCE = UNLCConfig()
 """The reference parameters (``UNLCConfig()``), for readability at call sites."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "reference": {},
+    "fast": {"c2f_precision": "float32", "c2f_outer_iterations": 4, "c2f_sor_iterations": 10},
+}
+"""Named starting points, as the fields each changes from :data:`REFERENCE`.
+
+``reference``: the original uNLC's parameters. ``fast``: the c2f flow in float32 lanes
+with 4 outer iterations of 10 SOR sweeps at the finest level (reference: 7 of 30; the
+coarser levels keep their +1 and +3 per level), 3.6 times less flow time per pair;
+``benchmarks/RESULTS.md`` (issue 12, target 5) gives its mean IoU against c2f's on
+ground-truth clips made from real photographs, per camera motion."""
+
+
+def preset(name: str) -> UNLCConfig:
+    """The config of preset ``name`` (a key of :data:`PRESETS`); raises ValueError."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return REFERENCE.replace(**PRESETS[name])

@@ -155,6 +155,29 @@ def test_config_file_shortcuts_and_set_apply_in_that_order(tmp_path):
     assert make_config("--config", build) == REFERENCE.replace(max_foreground=0.7)
 
 
+def test_preset_comes_first_then_config_shortcuts_and_set(tmp_path):
+    from fastunlc.config import PRESETS, REFERENCE, preset
+
+    fast = make_config("--preset", "fast")
+    assert fast == preset("fast") == REFERENCE.replace(**PRESETS["fast"])
+    assert fast != REFERENCE and make_config("--preset", "reference") == REFERENCE
+    changed = make_config("--preset", "fast", "--set", "c2f_sor_iterations=12")
+    assert (changed.c2f_sor_iterations, changed.c2f_precision) == (12, "float32")
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"c2f_outer_iterations": 5}))
+    from_file = make_config("--preset", "fast", "--config", bare)
+    assert (from_file.c2f_outer_iterations, from_file.c2f_precision) == (5, "float32")
+    with pytest.raises(ValueError, match="unknown preset 'quick'; choose one of reference, fast"):
+        preset("quick")
+
+
+def test_unknown_preset_is_one_line_and_exit_2(tmp_path):
+    proc = run_cli("segment", tmp_path / "in.mp4", "--out", tmp_path / "out", "--preset", "quick")
+    assert proc.returncode == 2
+    assert "--preset: invalid choice: 'quick'" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_replaying_a_report_reproduces_its_config(inputs, tmp_path):
     first = run_cli("segment", inputs / "frames_clip", "--out", tmp_path / "a", "--flow", "dis",
                     "--set", "n_segments=150", "--set", "slic_compactness=20",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastunlc.config import UNLCConfig
+from fastunlc.config import UNLCConfig, preset
 from fastunlc.pipeline import segment_shot
 from fastunlc.synthetic import CAMERA_MODES, PHOTO_DIR, make_clip
 
@@ -56,33 +56,48 @@ MIN_ONE_OF_TWO_IOU = 0.40
 #   c2f: static 0.755, pan 0.588, zoom 0.774, shake 0.780 -> mean 0.724
 #   dis: static 0.643, pan 0.429, zoom 0.773, shake 0.777 -> mean 0.655
 # DIS's gap on the static and pan cameras is the one issue 12 measured on held-back real
-# footage. Bounds: 0.05 below each measured figure.
+# footage. Measured on 2026-12-04 (AVX-512 machine) for the fast preset (c2f in float32
+# lanes, 4 outer iterations of 10 SOR sweeps), which closes it:
+#   fast: static 0.752, pan 0.588, zoom 0.773, shake 0.779 -> mean 0.723
+# (c2f and dis measured again the same day: the figures above, to 0.001).
+# Bounds: 0.05 below each measured figure.
 PHOTO_SEEDS = (1, 2)
 PHOTO_FRAMES = 16
 PHOTO_SIZE = (144, 192)
 MIN_PHOTO_IOU = {
     "c2f": {"static": 0.70, "pan": 0.53, "zoom": 0.72, "shake": 0.73},
     "dis": {"static": 0.59, "pan": 0.37, "zoom": 0.72, "shake": 0.72},
+    "fast": {"static": 0.70, "pan": 0.53, "zoom": 0.72, "shake": 0.72},
 }
+# The modes the tests score: a flow method with the reference's other parameters, or the
+# fast preset (a CPU mode: its float32 lanes are the CPU solver's).
+MODES = ["c2f", "dis"] + (["fast"] if TEST_DEVICE == "cpu" else [])
 
 
-def clip_iou(camera: str, n_objects: int, seed: int, flow: str, *, scene: str = "texture",
+def mode_config(mode: str) -> UNLCConfig:
+    """The config of ``mode``: the fast preset, or flow ``mode`` with the reference's rest."""
+    if mode == "fast":
+        return preset("fast")
+    return UNLCConfig(flow=mode, device=TEST_DEVICE)
+
+
+def clip_iou(camera: str, n_objects: int, seed: int, mode: str, *, scene: str = "texture",
              n_frames: int = N_FRAMES, size: tuple[int, int] = SIZE) -> float:
     clip = make_clip(n_frames, size, camera=camera, n_objects=n_objects, seed=seed,
                      scene=scene)
-    result = segment_shot(clip.frames, UNLCConfig(flow=flow, device=TEST_DEVICE))
+    result = segment_shot(clip.frames, mode_config(mode))
     assert result.masks.shape == clip.masks.shape
     assert result.saliency == "motion"
     return mean_mask_iou(result.masks, clip.masks)
 
 
-@pytest.mark.parametrize("flow", ["c2f", "dis"])
-def test_mean_iou_on_synthetic_ground_truth(flow):
-    scores = {c: clip_iou(c, k, seed, flow) for c, k, seed in CLIPS}
+@pytest.mark.parametrize("mode", MODES)
+def test_mean_iou_on_synthetic_ground_truth(mode):
+    scores = {c: clip_iou(c, k, seed, mode) for c, k, seed in CLIPS}
     one_object = [score for (c, k, _), score in zip(CLIPS, scores.values(), strict=True)
                   if k == 1]
     two_objects = scores["shake"]
-    if flow == "c2f":
+    if mode != "dis":  # c2f and the fast preset
         assert np.mean(list(scores.values())) >= MIN_MEAN_IOU, scores
         assert min(scores.values()) >= MIN_CLIP_IOU, scores
     else:
@@ -91,17 +106,17 @@ def test_mean_iou_on_synthetic_ground_truth(flow):
         assert two_objects >= MIN_ONE_OF_TWO_IOU, scores
 
 
-@pytest.mark.parametrize("flow", ["c2f", "dis"])
-def test_two_objects_of_unequal_size_keep_the_larger(flow):
-    assert clip_iou(*TWO_OBJECTS_UNEQUAL, flow) >= MIN_UNEQUAL_PAIR_IOU
+@pytest.mark.parametrize("mode", MODES)
+def test_two_objects_of_unequal_size_keep_the_larger(mode):
+    assert clip_iou(*TWO_OBJECTS_UNEQUAL, mode) >= MIN_UNEQUAL_PAIR_IOU
 
 
 @pytest.mark.skipif(not PHOTO_DIR.is_dir(), reason=f"{PHOTO_DIR} missing (opencv-doc)")
-@pytest.mark.parametrize("flow", ["c2f", "dis"])
-def test_mean_iou_on_photo_ground_truth(flow):
-    scores = {camera: np.mean([clip_iou(camera, 1, seed, flow, scene="photo",
+@pytest.mark.parametrize("mode", MODES)
+def test_mean_iou_on_photo_ground_truth(mode):
+    scores = {camera: np.mean([clip_iou(camera, 1, seed, mode, scene="photo",
                                         n_frames=PHOTO_FRAMES, size=PHOTO_SIZE)
                                for seed in PHOTO_SEEDS])
               for camera in CAMERA_MODES}
-    low = {c: s for c, s in scores.items() if s < MIN_PHOTO_IOU[flow][c]}
-    assert not low, (scores, MIN_PHOTO_IOU[flow])
+    low = {c: s for c, s in scores.items() if s < MIN_PHOTO_IOU[mode][c]}
+    assert not low, (scores, MIN_PHOTO_IOU[mode])
