@@ -54,9 +54,9 @@ CONFIG_HELP = """parameters:
   field, e.g. --set slic_compactness=20. --preset fast starts from faster values
   instead of the reference's (c2f_precision=float32, c2f_outer_iterations=4,
   c2f_sor_iterations=10: masks within 0.02 mean IoU of the reference's on
-  ground-truth clips, see benchmarks/RESULTS.md). Later wins: the preset, the file,
-  the shortcut options (%s), then each --set in order. Field names are those of
-  fastunlc.config.UNLCConfig, as listed in any report.json.
+  ground-truth clips, see benchmarks/RESULTS.md). Later wins: the preset, the
+  file, the shortcut options (%s), then each --set in order.
+  Field names are those of fastunlc.config.UNLCConfig, as listed in any report.json.
 """
 
 

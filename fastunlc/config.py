@@ -392,7 +392,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 ``reference``: the original uNLC's parameters. ``fast``: the c2f flow in float32 lanes
 with 4 outer iterations of 10 SOR sweeps at the finest level (reference: 7 of 30; the
-coarser levels keep their +1 and +3 per level), 3.6 times less flow time per pair;
+coarser levels keep their +1 and +3 per level), 3.4-3.6 times less flow time;
 ``benchmarks/RESULTS.md`` (issue 12, target 5) gives its mean IoU against c2f's on
 ground-truth clips made from real photographs, per camera motion."""
 
