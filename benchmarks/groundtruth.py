@@ -12,7 +12,8 @@ table gives seconds per frame of the flow stage (resize + flow) and of the whole
 
 Modes are named ``--mode NAME`` or ``--mode NAME:FIELD=VALUE,FIELD=VALUE`` with fields of
 :class:`fastunlc.config.UNLCConfig` (``fastunlc/config.py`` documents each one).
-A bare ``c2f`` or ``dis`` is ``flow=c2f`` (the reference) or ``flow=dis``::
+A bare ``c2f``, ``dis`` or ``fast`` is ``flow=c2f`` (the reference), ``flow=dis`` or the
+fast preset (``fastunlc.config.PRESETS``)::
 
     python benchmarks/groundtruth.py               # c2f and dis, 240x320, 30 frames, 3 seeds
     python benchmarks/groundtruth.py --size 120 160 --frames 16 --seeds 1   # quick (~2 min)
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastunlc.config import REFERENCE, UNLCConfig
+from fastunlc.config import PRESETS, REFERENCE, UNLCConfig
 from fastunlc.pipeline import StageTimer, segment_shot
 from fastunlc.synthetic import CAMERA_MODES, SCENE_SOURCES, make_clip
 
@@ -47,7 +48,8 @@ sys.path.insert(0, str(ROOT))  # for tests.helpers, when run as python benchmark
 
 from tests.helpers import mean_mask_iou  # noqa: E402
 
-BUILT_IN = {"c2f": "flow=c2f", "dis": "flow=dis"}
+BUILT_IN = {"c2f": "flow=c2f", "dis": "flow=dis",
+            "fast": ",".join(f"{k}={v}" for k, v in PRESETS["fast"].items())}
 
 
 def parse_mode(text: str) -> tuple[str, UNLCConfig]:

@@ -52,12 +52,19 @@ CONFIG_HELP = """parameters:
   field names and values; the run then uses exactly that run's parameters. Fields it
   does not name keep the reference's values. --set NAME=VALUE (repeatable) sets one
   field, e.g. --set slic_compactness=20. --preset fast starts from faster values
-  instead of the reference's (c2f_precision=float32, c2f_outer_iterations=4,
-  c2f_sor_iterations=10: masks within 0.02 mean IoU of the reference's on
-  ground-truth clips, see benchmarks/RESULTS.md). Later wins: the preset, the
-  file, the shortcut options (%s), then each --set in order.
+  instead of the reference's:
+    %(fast)s
+  (masks within 0.02 mean IoU of the reference's on ground-truth clips, see
+  benchmarks/RESULTS.md). Later wins: the preset, the file, the shortcut options
+  (%(shortcuts)s), then each --set in order.
   Field names are those of fastunlc.config.UNLCConfig, as listed in any report.json.
 """
+
+
+def _config_help(shortcuts: str) -> str:
+    """CONFIG_HELP for a command whose shortcut options are ``shortcuts``."""
+    fast = ", ".join(f"{name}={value}" for name, value in PRESETS["fast"].items())
+    return CONFIG_HELP % {"fast": fast, "shortcuts": shortcuts}
 
 
 BUILD_HELP = """\
@@ -94,7 +101,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fastunlc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     seg = sub.add_parser("segment", help="videos or frame folders in, soft masks out",
-                         description=SEGMENT_HELP, epilog=CONFIG_HELP % "--flow, --device",
+                         description=SEGMENT_HELP, epilog=_config_help("--flow, --device"),
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     seg.add_argument("inputs", nargs="+", metavar="INPUT", help="video file or folder of frames")
     seg.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -116,7 +123,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="many videos in, a sharded training dataset out",
                            description=BUILD_HELP,
-                           epilog=CONFIG_HELP % "--flow, --device, --min-foreground",
+                           epilog=_config_help("--flow, --device, --min-foreground"),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     build.add_argument("inputs", nargs="+", metavar="INPUT",
                        help="video file, folder (searched recursively) or .txt list of paths")
