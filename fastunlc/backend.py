@@ -21,11 +21,21 @@ for when the kernels are first asked for (:func:`kernels`).
 from __future__ import annotations
 
 import importlib
+import logging
 from functools import cache
 from types import ModuleType
 from typing import Literal
 
 from .errors import BackendUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Measured on an NVIDIA H200 (benchmarks/RESULTS.md, issue 11's section): the SLIC kernels
+# that equal the CPU's on Numba's simulator do not on the GPU, so the masks differ too.
+_GPU_MASKS_DIFFER = (
+    "device 'cuda' is experimental: on a real GPU (an NVIDIA H200, 2026-12-04) its SLIC "
+    "superpixels differ from the CPU backend's and its masks with them (mean IoU 0.27 with "
+    "the CPU's on vtest.avi); use device 'cpu' for the reference's masks")
 
 Device = Literal["cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
@@ -148,6 +158,10 @@ def _load(device: str) -> Kernels:
     # failed check is not cached, so a later call says the same again.
     if device == "cuda":
         require_gpu()
+        from numba import config
+
+        if not config.ENABLE_CUDASIM:
+            logger.warning(_GPU_MASKS_DIFFER)
     return Kernels(device)
 
 

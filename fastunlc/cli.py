@@ -614,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     for handler in logging.getLogger().handlers:  # build.log may take more than the terminal
         handler.setLevel(level)
+    # Numba's CUDA driver logs each failed driver call (cuInit without a GPU) before it
+    # raises; the backend turns the error into one line of its own, so its log stays quiet.
+    logging.getLogger("numba").setLevel(logging.CRITICAL)
     try:
         if args.command == "build":
             return _run_build(args, parser)

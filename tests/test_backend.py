@@ -140,3 +140,21 @@ def test_cpu_threads_can_be_set_and_are_checked():
     assert backend.cpu_threads() == before
     with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
         backend.set_cpu_threads(0)
+
+
+def test_cuda_on_a_real_gpu_warns_that_its_masks_differ(monkeypatch, caplog):
+    # Measured on an H200: the CUDA SLIC does not give the CPU's labels there, so a real
+    # GPU (not the simulator) says so once, when the kernels are first resolved.
+    from numba import config
+
+    monkeypatch.setattr(backend, "require_gpu", lambda: None)
+    monkeypatch.setattr(config, "ENABLE_CUDASIM", 0)
+    backend._load.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="fastunlc.backend"):
+            assert backend.kernels("cuda").device == "cuda"
+            backend.kernels("cuda")
+    finally:
+        backend._load.cache_clear()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fastunlc.backend"]
+    assert len(warnings) == 1 and "device 'cuda' is experimental" in warnings[0]

@@ -178,6 +178,23 @@ def test_unknown_preset_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_numba_driver_logs_stay_out_of_the_one_line_errors(tmp_path):
+    # On a machine with a driver but no visible GPU, numba-cuda logs its failed cuInit at
+    # ERROR before it raises; the CLI's own one-line error must be the only line (seen on
+    # an H200 machine with CUDA_VISIBLE_DEVICES="", where this test's twin in
+    # test_backend.py failed before the fix).
+    code = ("import logging, sys\nfrom fastunlc.cli import main\n"
+            f"status = main(['segment', {str(tmp_path / 'in.mp4')!r}, '--out', "
+            f"{str(tmp_path / 'out')!r}])\n"
+            "logging.getLogger('numba.cuda.cudadrv.driver').error('Call to cuInit failed')\n"
+            "sys.exit(status)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "cuInit" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'in.mp4'}: no such file or folder"]
+
+
 def test_replaying_a_report_reproduces_its_config(inputs, tmp_path):
     first = run_cli("segment", inputs / "frames_clip", "--out", tmp_path / "a", "--flow", "dis",
                     "--set", "n_segments=150", "--set", "slic_compactness=20",
