@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -73,11 +75,15 @@ as the paper did (section 5): per video, shots -> uNLC soft masks -> pruning (fo
 under 10% or over 80% of the frame, or over 10% of the 5% border band) -> a seeded draw
 of 5 to 10 kept frames per shot.
 
-DATASET gets WebDataset tar shards (KEY.jpg frame, KEY.png soft mask, KEY.json), a
-Parquet manifest (one row per sample with its byte offsets, one per video with its
-outcome), failures.jsonl, stats.json and build.log. Rerunning the same command after an
-interruption skips finished shards and rebuilds unfinished ones; a video that fails is
-listed in failures.jsonl and never stops the run.
+DATASET gets WebDataset tar shards (KEY.jpg frame, KEY.png soft mask, KEY.json) of about
+--shard-size each, a Parquet manifest (one row per sample with its byte offsets, one per
+video with its outcome), failures.jsonl, stats.json and build.log. Rerunning the same
+command after an interruption keeps the finished shards and videos and does the rest; a
+video that fails is listed in failures.jsonl and never stops the run.
+
+INPUT and DATASET may be local or at any fsspec URL: s3://bucket/videos/ (MinIO, Ceph
+and other S3-compatible servers through AWS_ENDPOINT_URL), gs://, az://. Credentials
+come from the usual places (for S3 the AWS_* variables and ~/.aws) or --storage-options.
 
 Parameters: every uNLC and pruning parameter can be changed with --config FILE and
 --set NAME=VALUE; see "parameters" below.
@@ -87,6 +93,8 @@ examples:
   fastunlc build list.txt --out dataset/ --workers 2 --frames-per-shot 5..10 --seed 1
   fastunlc build videos/ --out dataset2/ --config dataset/build.json
   fastunlc build videos/ --out dataset/ --set max_foreground=0.7
+  fastunlc build s3://bucket/videos/ --out s3://bucket/datasets/d1 --shard-size 1GB
+  fastunlc build s3://bucket/list.txt --out s3://bucket/d2 --engine ray --address auto
 """
 
 
@@ -126,9 +134,15 @@ def _build_parser() -> argparse.ArgumentParser:
                            epilog=_config_help("--flow, --device, --min-foreground"),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     build.add_argument("inputs", nargs="+", metavar="INPUT",
-                       help="video file, folder (searched recursively) or .txt list of paths")
-    build.add_argument("--out", required=True, type=Path, metavar="DATASET",
-                       help="dataset folder (created; an unfinished build there is resumed)")
+                       help="video file, folder (searched recursively) or .txt list of paths "
+                            "or URLs; local or a URL")
+    build.add_argument("--out", required=True, metavar="DATASET",
+                       help="dataset folder or URL (created; an unfinished build there is "
+                            "resumed)")
+    build.add_argument("--storage-options", type=_json_object, default=None, metavar="JSON",
+                       help="keyword arguments of the fsspec storage of the URLs, e.g. "
+                            "'{\"endpoint_url\": \"http://minio:9000\"}' (default: the "
+                            "storage's own configuration)")
     build.add_argument("--workers", type=int, default=1, metavar="N",
                        help="worker processes (default 1; each gets an equal share of the "
                             "cores); with --device cuda, worker processes per visible GPU")
@@ -139,8 +153,8 @@ def _build_parser() -> argparse.ArgumentParser:
                             "local Ray instance")
     build.add_argument("--address", default=None, metavar="ADDR",
                        help="with --engine ray: the cluster to join, 'auto' or HOST:PORT "
-                            "(default: start a local instance); DATASET must be on storage "
-                            "every node sees")
+                            "(default: start a local instance); DATASET must be where "
+                            "every node can write: an object store URL, or a shared mount")
     build.add_argument("--gpus-per-video", type=float, default=0.5, metavar="F",
                        help="with --engine ray and --device cuda: GPUs each video asks for "
                             "(default 0.5: two videos share a GPU, one decoding while the "
@@ -152,8 +166,12 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     build.add_argument("--flow", choices=("c2f", "dis", "c2f-fast"), default=None,
                        help="optical flow, as for 'fastunlc segment' (default c2f)")
-    build.add_argument("--videos-per-shard", type=int, default=256, metavar="N",
-                       help="videos per shard (default 256)")
+    build.add_argument("--shard-size", type=_byte_size, default=None, metavar="SIZE",
+                       help="close a shard once its samples take SIZE (e.g. 256MB, 1GB, "
+                            "1.5GiB; default 512MiB); shards take whole videos, in input "
+                            "order")
+    build.add_argument("--videos-per-shard", type=int, default=None, metavar="N",
+                       help="close a shard once it holds N videos (default: no limit)")
     build.add_argument("--max-frames", type=int, default=None, metavar="N",
                        help="use at most the first N frames of each video (default: all)")
     build.add_argument("--min-foreground", type=float, default=None, metavar="F",
@@ -177,9 +195,10 @@ def _build_parser() -> argparse.ArgumentParser:
                                       "(red tint, foreground outlined in green) beside its "
                                       "training trimap (green foreground, yellow ignored by "
                                       "the loss, background as it is).")
-    show.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder")
+    show.add_argument("dataset", metavar="DATASET", help="dataset folder or URL")
     show.add_argument("--out", type=Path, default=None, metavar="PNG",
-                      help="picture to write (default: DATASET/preview.png)")
+                      help="picture to write (default: DATASET/preview.png for a local "
+                           "dataset, ./preview.png for one at a URL)")
     show.add_argument("--count", type=int, default=16, metavar="N",
                       help="samples to show (default 16)")
     show.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
@@ -193,7 +212,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                          "stored masks: the result is the dataset a build "
                                          "with this version writes. Resumable: rerun after "
                                          "an interruption.")
-    upgrade.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder")
+    upgrade.add_argument("dataset", metavar="DATASET", help="dataset folder (local)")
     upgrade.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
 
     demo = sub.add_parser("demo", help="the whole chain on a generated clip: try this first",
@@ -293,6 +312,33 @@ def _make_config(args: argparse.Namespace, **shortcuts: object) -> UNLCConfig:
         return UNLCConfig.from_dict(values)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _byte_size(text: str) -> int:
+    """``"512MB"``, ``"1.5GiB"`` or ``"1000000"`` as a count of bytes (at least 1)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = match and _UNITS.get(match.group(2).lower())
+    if not unit:
+        raise argparse.ArgumentTypeError(f"expected a size such as 512MB or 1GiB, got {text!r}")
+    size = int(float(match.group(1)) * unit)
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"expected a size of at least 1 byte, got {text!r}")
+    return size
+
+
+def _json_object(text: str) -> dict:
+    """A JSON object given on the command line."""
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
 
 
 def _frame_range(text: str) -> tuple[int, int]:
@@ -431,8 +477,10 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from tqdm import tqdm
 
     from .build import BuildOptions, Limits, Resources, build_dataset
+    from .build.options import SHARD_BYTES
+    from .storage import Storage, is_url
 
-    if args.workers < 1 or args.videos_per_shard < 1:
+    if args.workers < 1 or (args.videos_per_shard is not None and args.videos_per_shard < 1):
         parser.error("--workers and --videos-per-shard must be >= 1")
     if args.cpus_per_video <= 0 or args.gpus_per_video <= 0:
         parser.error("--cpus-per-video and --gpus-per-video must be > 0")
@@ -452,9 +500,19 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         print(f"error: {reason}", file=sys.stderr)
         return 2
     options = BuildOptions(config, args.frames_per_shot, args.seed, args.videos_per_shard,
-                           args.max_frames)
-    args.out.mkdir(parents=True, exist_ok=True)
-    log = logging.FileHandler(args.out / "build.log")
+                           args.max_frames, args.shard_size or SHARD_BYTES)
+    remote = is_url(args.out)
+    try:
+        out = Storage(args.out, args.storage_options)
+        out.check_writable()
+    except FastUNLCError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    # An object store cannot append: the run's log goes to a local file, uploaded at the end
+    # after the earlier runs' log.
+    log_path = (Path(tempfile.mkdtemp(prefix="fastunlc-log-")) / "build.log" if remote
+                else Path(out.path("build.log")))
+    log = logging.FileHandler(log_path)
     log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.setLevel(logging.INFO)
     logger.addHandler(log)
@@ -485,31 +543,50 @@ def _run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             engine_options: dict[str, object] = {"address": args.address}
         else:
             resources, engine_options = Resources(), {"workers": args.workers}
-        stats = build_dataset(args.inputs, args.out, options, engine=args.engine,
+        stats = build_dataset(args.inputs, out, options, engine=args.engine,
                               engine_options=engine_options, resources=resources,
                               limits=Limits(args.video_timeout, args.max_memory),
-                              on_video=on_video, on_plan=on_plan)
+                              storage_options=args.storage_options, on_video=on_video,
+                              on_plan=on_plan)
     except FastUNLCError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # disk full, permissions: nothing half-written is left
-        print(f"error: {args.out}: {err.strerror or err}", file=sys.stderr)
+        print(f"error: {args.out}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
         return 1
     finally:
         if bar is not None:
             bar.close()
         logger.removeHandler(log)
         log.close()
+        if remote:
+            _upload_log(out, log_path)
     if args.quiet:
         return 0
     outcomes = stats["outcomes"]
     run = stats["this_run"]
-    print(f"{args.out}: {stats['samples']} samples from {stats['videos']} videos "
-          f"({outcomes['ok']} ok, {outcomes['empty']} without a kept frame, "
-          f"{outcomes['failed'] + outcomes['missing']} failed: see failures.jsonl); "
+    io = run["storage"]
+    print(f"{args.out}: {stats['samples']} samples from {stats['videos']} videos in "
+          f"{stats['shards']} shards ({outcomes['ok']} ok, {outcomes['empty']} without a kept "
+          f"frame, {outcomes['failed'] + outcomes['missing']} failed: see failures.jsonl); "
           f"this run {run['videos']} videos in {run['seconds']:.1f} s, "
-          f"{run['frames_per_second']:.2f} frames/s", file=sys.stderr)
+          f"{run['frames_per_second']:.2f} frames/s, {io['bytes_read'] / 1e6:.1f} MB read, "
+          f"{io['bytes_written'] / 1e6:.1f} MB written, {io['requests']} storage requests",
+          file=sys.stderr)
     return 0
+
+
+def _upload_log(out, log_path: Path) -> None:
+    """Append this run's log (a local file) to the dataset's build.log at a URL."""
+    try:
+        earlier = out.read("build.log") if out.is_file("build.log") else b""
+        out.write("build.log", earlier + log_path.read_bytes())
+    except (FastUNLCError, OSError) as err:
+        print(f"warning: {out.where('build.log')}: log not uploaded ({err}); it is at "
+              f"{log_path}", file=sys.stderr)
+        return
+    log_path.unlink()
+    log_path.parent.rmdir()
 
 
 def _run_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -518,11 +595,14 @@ def _run_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.count < 1:
         parser.error("--count must be >= 1")
-    out = args.out or args.dataset / "preview.png"
+    from .storage import is_url
+
+    out = args.out or (Path("preview.png") if is_url(args.dataset)
+                       else Path(args.dataset) / "preview.png")
     try:
         data = PseudoGTDataset(args.dataset)
         atomic_write(out, encode_png(preview(data, args.count, args.seed)))
-    except (FileNotFoundError, ValueError) as err:
+    except (FastUNLCError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:

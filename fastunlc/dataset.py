@@ -1,6 +1,7 @@
-"""The pseudo-ground-truth dataset on disk: WebDataset tar shards and a Parquet manifest.
+"""The pseudo-ground-truth dataset: WebDataset tar shards and a Parquet manifest.
 
-Layout of a dataset folder (``fastunlc build`` writes it, :class:`PseudoGTDataset` reads it)::
+Layout of a dataset folder, on local disk or at an fsspec URL such as
+``s3://bucket/dataset`` (``fastunlc build`` writes it, :class:`PseudoGTDataset` reads it)::
 
     shards/000042.tar                 WebDataset shard 42: per sample KEY.jpg, KEY.png,
                                       KEY.mask.jpg, KEY.json
@@ -25,8 +26,9 @@ pixel is decoded. Members are plain ustar entries with mtime 0, so the same inpu
 same bytes. A manifest row holds the byte offset and length of each member's data in its
 shard, for random access without reading the tar's index.
 
-Files appear only complete: each is written under a hidden temporary name and renamed,
-and a shard counts as built only once its videos part exists (written last).
+Files appear only complete (:mod:`fastunlc.storage`: renamed into place on a local disk,
+uploaded whole to an object store), and a shard counts as built only once its videos part,
+written last, commits it: readers (:func:`read_manifest`) take committed shards only.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError
-from .files import encode_mask_png, mask_to_uint8, publish, temporary_path
+from .files import encode_mask_png, mask_to_uint8
+from .storage import Storage, as_storage
 
 FORMAT = 3
 """Version of the dataset's layout, recorded in ``build.json``. 3: ``KEY.mask.jpg`` and the
@@ -143,16 +146,20 @@ def shard_name(index: int) -> str:
     return f"{index:06d}"
 
 
-def shard_path(root: Path, index: int) -> Path:
-    return root / SHARDS / f"{shard_name(index)}.tar"
+def shard_file(index: int) -> str:
+    """Name of shard ``index``'s tar in the dataset folder."""
+    return f"{SHARDS}/{shard_name(index)}.tar"
 
 
-def samples_part(root: Path, index: int) -> Path:
-    return root / MANIFEST / f"samples-{shard_name(index)}.parquet"
+def samples_file(index: int) -> str:
+    """Name of shard ``index``'s part of the samples manifest."""
+    return f"{MANIFEST}/samples-{shard_name(index)}.parquet"
 
 
-def videos_part(root: Path, index: int) -> Path:
-    return root / MANIFEST / f"videos-{shard_name(index)}.parquet"
+def videos_file(index: int) -> str:
+    """Name of shard ``index``'s part of the videos manifest, written last: the record
+    that commits the shard."""
+    return f"{MANIFEST}/videos-{shard_name(index)}.parquet"
 
 
 def span_columns(member: str) -> tuple[str, str]:
@@ -225,19 +232,22 @@ def encode_sample(frame: np.ndarray, mask: np.ndarray) -> tuple[bytes, bytes]:
 
 
 class ShardWriter:
-    """Writes one WebDataset shard under a temporary name; :meth:`commit` publishes it.
+    """Writes WebDataset samples into a tar file (plain ustar members, mtime 0).
 
     Parameters
     ----------
     path : Path
-        Final path of the tar (its folder is created).
+        The local file to write; publishing it is the caller's (``Storage.writing``).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = temporary_path(path)
-        self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)
+        self._tar = tarfile.open(path, "w", format=tarfile.USTAR_FORMAT)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the members written so far (headers and padded data)."""
+        return self._tar.offset
 
     def add(self, key: str, members: dict[str, bytes]) -> dict[str, tuple[int, int]]:
         """Append ``key.<ext>`` for each ``ext -> data``; returns ``ext -> (offset, size)``
@@ -251,15 +261,9 @@ class ShardWriter:
             self._tar.addfile(info, io.BytesIO(data))
         return placed
 
-    def commit(self) -> None:
-        """Finish the tar and rename it to its final path."""
+    def close(self) -> None:
+        """Finish the tar (its end-of-archive blocks)."""
         self._tar.close()
-        publish(self._tmp, self.path)
-
-    def discard(self) -> None:
-        """Drop the unfinished tar."""
-        self._tar.close()
-        self._tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -283,7 +287,11 @@ def decode_sample(key: str, jpg: bytes, png: bytes, meta: dict[str, Any]) -> Sam
     return Sample(key, frame[:, :, ::-1].copy(), grey.astype(np.float32) / 255.0, meta)
 
 
-def check_trainable(root: Path) -> None:
+Location = Storage | str | os.PathLike[str]
+"""A dataset folder: a :class:`~fastunlc.storage.Storage`, a local path or an fsspec URL."""
+
+
+def check_trainable(root: Location, storage_options: dict[str, Any] | None = None) -> None:
     """Check that ``root`` is a dataset that training can read: a finished build of
     format :data:`FORMAT` with samples whose shards are all there.
 
@@ -293,51 +301,67 @@ def check_trainable(root: Path) -> None:
         Missing folder, not a dataset, another format, an unreadable manifest, no sample,
         or a missing shard; the message says what to do.
     """
-    if not root.is_dir():
-        raise InputError(root, "no such dataset folder")
-    record = root / "build.json"
-    if not record.is_file() or not (root / MANIFEST).is_dir():
-        raise InputError(root, "not a fastunlc dataset (no build.json and manifest/; "
-                               "`fastunlc build --out` writes one)")
+    storage = as_storage(root, storage_options)
+    if storage.local and not os.path.isdir(storage.url):
+        raise InputError(storage.url, "no such dataset folder")
+    manifest = storage.list(MANIFEST, ".parquet")
+    if not storage.is_file("build.json") or not manifest:
+        raise InputError(storage.url, "not a fastunlc dataset (no build.json and manifest/; "
+                                      "`fastunlc build --out` writes one)")
     try:
-        version = json.loads(record.read_text()).get("format", 1)
+        version = json.loads(storage.read_text("build.json")).get("format", 1)
     except (OSError, ValueError, AttributeError) as err:
-        raise InputError(record, f"unreadable ({err})") from None
+        raise InputError(storage.where("build.json"), f"unreadable ({err})") from None
     if version < FORMAT:
-        raise InputError(root, f"dataset format {version} lacks the object boxes and mask "
-                               f"JPEGs training reads; add them with `fastunlc upgrade {root}`")
+        raise InputError(storage.url, f"dataset format {version} lacks the object boxes and "
+                                      "mask JPEGs training reads; add them with `fastunlc "
+                                      f"upgrade {storage.url}`")
     if version > FORMAT:
-        raise InputError(root, f"dataset format {version} is newer than this fastunlc "
-                               f"reads ({FORMAT}): upgrade fastunlc")
+        raise InputError(storage.url, f"dataset format {version} is newer than this "
+                                      f"fastunlc reads ({FORMAT}): upgrade fastunlc")
     try:
-        shards = read_manifest(root, "samples").column("shard").unique().to_pylist()
+        shards = read_manifest(storage, "samples").column("shard").unique().to_pylist()
     except (OSError, pa.ArrowException) as err:
-        raise InputError(root / MANIFEST, f"unreadable manifest part ({err})") from None
+        raise InputError(storage.where(MANIFEST), f"unreadable manifest part ({err})") from None
     if not shards:
-        raise InputError(root, "the dataset holds no sample (is its build finished?)")
-    missing = [s for s in shards if not (root / s).is_file()]
+        raise InputError(storage.url, "the dataset holds no sample (is its build finished?)")
+    missing = [s for s in shards if not storage.is_file(s)]
     if missing:
-        raise InputError(root / missing[0], f"missing ({len(missing)} of {len(shards)} "
-                                            "shards the manifest lists)")
+        raise InputError(storage.where(missing[0]), f"missing ({len(missing)} of "
+                                                    f"{len(shards)} shards the manifest lists)")
 
 
-def read_manifest(root: Path, kind: str = "samples") -> pa.Table:
-    """All manifest parts of one kind (``"samples"`` or ``"videos"``) as one table, parts
-    in shard order; an empty table of the right schema when there is none."""
+def committed_shards(storage: Storage) -> list[int]:
+    """The shards whose videos part, the record that commits a shard, is published."""
+    prefix, suffix = f"{MANIFEST}/videos-", ".parquet"
+    return sorted(int(name[len(prefix):-len(suffix)])
+                  for name in storage.list(MANIFEST, suffix) if name.startswith(prefix))
+
+
+def read_manifest(root: Location, kind: str = "samples") -> pa.Table:
+    """The manifest parts of one kind (``"samples"`` or ``"videos"``) of the committed
+    shards (:func:`committed_shards`), as one table in shard order; an empty table of the
+    right schema when there is none. A reader opened during a build sees whole shards
+    only: a shard's tar and samples part are published before the videos part that
+    commits it."""
+    storage = as_storage(root)
     schema = SAMPLE_SCHEMA if kind == "samples" else VIDEO_SCHEMA
-    parts = sorted((root / MANIFEST).glob(f"{kind}-*.parquet"))
-    if not parts:
-        return schema.empty_table()
-    return pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])
+    name = samples_file if kind == "samples" else videos_file
+    tables = [pq.read_table(pa.BufferReader(storage.read(name(shard))), schema=schema)
+              for shard in committed_shards(storage)]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 class PseudoGTDataset:
-    """Reader of a dataset folder: random access by manifest row, or shard by shard.
+    """Reader of a dataset: random access by manifest row, or shard by shard.
 
     Parameters
     ----------
-    root : str or PathLike
-        The folder ``fastunlc build --out`` wrote.
+    root : Storage, str or PathLike
+        The folder ``fastunlc build --out`` wrote: a local path or an fsspec URL
+        (``s3://bucket/dataset``).
+    storage_options : dict, optional
+        The fsspec back end's keyword arguments (credentials, endpoint) for a URL.
 
     Raises
     ------
@@ -350,11 +374,13 @@ class PseudoGTDataset:
     >>> sample = data[0]; sample.frame.shape, sample.mask.dtype
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        if not (self.root / MANIFEST).is_dir():
-            raise FileNotFoundError(f"{self.root}: not a fastunlc dataset (no {MANIFEST}/ folder)")
-        self.manifest = read_manifest(self.root, "samples")
+    def __init__(self, root: Location, storage_options: dict[str, Any] | None = None) -> None:
+        self.storage = as_storage(root, storage_options)
+        self.root = self.storage.url
+        if not self.storage.list(MANIFEST, ".parquet"):
+            raise FileNotFoundError(f"{self.root}: not a fastunlc dataset (no {MANIFEST}/ "
+                                    "folder)")
+        self.manifest = read_manifest(self.storage, "samples")
         # Columns, not a Python dict per row: manifests of millions of samples stay compact.
         self._keys = self.manifest["key"].to_pylist()
         self._shards = self.manifest["shard"].to_pylist()
@@ -371,10 +397,8 @@ class PseudoGTDataset:
     def member_bytes(self, index: int, ext: str) -> bytes:
         """The stored bytes of member ``ext`` (one of :data:`MEMBERS`) of sample ``index``."""
         offsets, sizes = self._spans[ext]
-        size = int(sizes[index])
-        with open(self.root / self._shards[index], "rb") as f:
-            f.seek(int(offsets[index]))
-            data = f.read(size)
+        offset, size = int(offsets[index]), int(sizes[index])
+        data = self.storage.read(self._shards[index], offset, offset + size)
         if len(data) != size:
             raise ValueError(f"{self._shards[index]}: truncated at sample "
                              f"{self._keys[index]}.{ext}")
@@ -390,9 +414,10 @@ class PseudoGTDataset:
                              {name: row[name] for name in SAMPLE_META_FIELDS})
 
     def iter_shards(self) -> Iterator[Sample]:
-        """Every sample, reading each shard from start to end as a WebDataset reader does."""
-        for shard in sorted((self.root / SHARDS).glob("*.tar")):
-            with tarfile.open(shard, "r") as tar:
+        """Every sample, reading each committed shard from start to end as a WebDataset
+        reader does."""
+        for shard in sorted(set(self._shards)):
+            with self.storage.reading(shard) as f, tarfile.open(fileobj=f, mode="r|") as tar:
                 group: dict[str, bytes] = {}
                 current = None
                 for member in tar:

@@ -18,8 +18,10 @@ def downgrade_to_format_2(root: Path) -> None:
     """Rewrite a format-3 dataset as format 2 wrote it: no KEY.mask.jpg, no boxes."""
     for part in sorted((root / dataset.MANIFEST).glob("samples-*.parquet")):
         rows = pq.read_table(part).to_pylist()
-        writer = dataset.ShardWriter(root / rows[0]["shard"])
-        with open(root / rows[0]["shard"], "rb") as old:
+        shard = root / rows[0]["shard"]
+        new = shard.with_name(shard.name + ".old")
+        writer = dataset.ShardWriter(new)
+        with open(shard, "rb") as old:
             for row in rows:
                 data = {}
                 for ext in ("jpg", "png"):
@@ -30,7 +32,8 @@ def downgrade_to_format_2(root: Path) -> None:
                 placed = writer.add(row["key"], {**data, "json": json.dumps(meta).encode()})
                 for ext in ("jpg", "png"):
                     row[f"{ext}_offset"], row[f"{ext}_size"] = placed[ext]
-        writer.commit()
+        writer.close()
+        new.replace(shard)
         pq.write_table(pa.Table.from_pylist(rows, schema=OLD_SCHEMA), part)
     plan = json.loads((root / "build.json").read_text())
     (root / "build.json").write_text(json.dumps({**plan, "format": 2}, indent=1) + "\n")

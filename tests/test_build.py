@@ -20,6 +20,7 @@ import pytest
 
 from fastunlc import dataset
 from fastunlc.build import (
+    WORK,
     BuildOptions,
     Limits,
     Resources,
@@ -32,6 +33,7 @@ from fastunlc.build.limits import VideoTimeout
 from fastunlc.build.worker import timeout_behind
 from fastunlc.config import UNLCConfig
 from fastunlc.errors import InputError
+from fastunlc.storage import Storage
 from fastunlc.synthetic import make_clip, write_video
 
 from .old_formats import downgrade_to_format_2
@@ -179,12 +181,12 @@ def test_sigkill_midway_then_rerun_gives_the_uninterrupted_dataset(built, videos
                "--seed", "7", "--videos-per-shard", "2", *CLI_OPTIONS]
     process = subprocess.Popen(command, start_new_session=True)
     deadline = time.monotonic() + 300
-    while not dataset.videos_part(root, 0).exists() and process.poll() is None:
+    while not (root / dataset.videos_file(0)).exists() and process.poll() is None:
         assert time.monotonic() < deadline, "the first shard never finished"
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)  # the whole process group: workers too
     process.wait()
-    assert not dataset.videos_part(root, 1).exists(), "the build finished before the kill"
+    assert not (root / dataset.videos_file(1)).exists(), "the build finished before the kill"
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert dataset_digest(root) == dataset_digest(built)
@@ -227,7 +229,7 @@ def test_discover_inputs_recurses_and_deduplicates(videos, tmp_path):
     (nested / "x.MP4").write_bytes(b"")
     (nested / "readme.md").write_text("no video")
     found = discover_inputs([tmp_path, nested / "x.MP4", videos[0], videos[0]])
-    assert found.videos == sorted({(nested / "x.MP4").resolve(), videos[0].resolve()})
+    assert found.videos == sorted({str((nested / "x.MP4").resolve()), str(videos[0].resolve())})
     assert found.missing == []
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -269,54 +271,60 @@ def test_interrupted_build_keeps_finished_videos(built, videos, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         build_dataset([str(v) for v in videos], root, OPTIONS, on_video=interrupt)
-    assert not dataset.videos_part(root, 0).exists()
+    assert not (root / dataset.videos_file(0)).exists()
     planned = []
     build_dataset([str(v) for v in videos], root, OPTIONS,
                   on_plan=lambda todo, done: planned.append((todo, done)))
     assert planned == [(3, 1)]
     assert dataset_digest(root) == dataset_digest(built)
-    assert not (root / ".work" / "000000").exists()
+    assert not list((root / WORK).iterdir())  # every part went into its shard
 
 
-def crash_on_clip_1(root, shard, position, video, options, seconds):
+def crash_on_clip_1(storage, index, video, options, seconds):
     """A worker function that dies like a segfaulting decoder on 'clip 1'."""
     from fastunlc.build import process_video
 
     if Path(video).name == "clip 1.mp4":
         os.kill(os.getpid(), signal.SIGKILL)
-    return process_video(root, shard, position, video, options, seconds)
+    return process_video(storage, index, video, options, seconds)
+
+
+def records_of(root: Path, index: int) -> list[Path]:
+    """The finished records video ``index`` left under ``.work/``."""
+    return sorted((root / WORK).glob(f"{index:08d}.*.json"))
 
 
 def test_a_video_that_kills_its_worker_is_recorded_and_the_rest_built(videos, tmp_path):
     from fastunlc.build import run_local
 
-    tasks = [(0, i, str(v.resolve())) for i, v in enumerate(videos[:3])]
+    tasks = [(i, str(v.resolve())) for i, v in enumerate(videos[:3])]
     rows = {}
-    run_local(tmp_path, tasks, OPTIONS, lambda task, row: rows.update({task[1]: row}),
-              workers=2, work=crash_on_clip_1)
+    run_local(Storage(tmp_path), tasks, OPTIONS,
+              lambda task, result: rows.update({task[0]: result["row"]}), workers=2,
+              work=crash_on_clip_1)
     assert sorted(rows) == [0, 1, 2]
     assert rows[1]["status"] == "failed" and "crashed its worker" in rows[1]["reason"]
     assert rows[0]["status"] == rows[2]["status"] == "ok"
-    for position in range(3):  # every video left its finished part
-        assert (tmp_path / ".work" / "000000" / f"{position:06d}.json").is_file()
+    for index in range(3):  # every video left its finished part
+        assert len(records_of(tmp_path, index)) == 1
 
 
-def _finishes_late(writer, video, shard, options, samples):
+def _finishes_late(writer, source, video, options, samples):
     """A video whose own work ends past the time limit, outside its handlers (as when the
     alarm fires between segment_and_sample's try and the end of the limit)."""
     from fastunlc.build import worker
 
-    row = worker.video_row(video, shard)
+    row = worker.video_row(video)
     time.sleep(1.0)  # the alarm (0.1 s) interrupts this, outside any handler of the video
     return row
 
 
-def late_video(root, shard, position, video, options, seconds):
+def late_video(storage, index, video, options, seconds):
     """Worker function: :func:`process_video` with a video that finishes late."""
     from fastunlc.build import worker
 
     worker.segment_and_sample = _finishes_late  # in the worker process only
-    return worker.process_video(root, shard, position, video, options, seconds)
+    return worker.process_video(storage, index, video, options, seconds)
 
 
 def test_a_time_limit_firing_after_the_videos_handlers_fails_that_video_only(tmp_path,
@@ -325,17 +333,21 @@ def test_a_time_limit_firing_after_the_videos_handlers_fails_that_video_only(tmp
 
     monkeypatch.setattr(worker, "segment_and_sample", _finishes_late)
     previous = signal.getsignal(signal.SIGALRM)
-    row = worker.process_video(tmp_path, 0, 0, "/nowhere/clip.mp4", OPTIONS, 0.1)
+    result = worker.process_video(Storage(tmp_path), 0, "/nowhere/clip.mp4", OPTIONS, 0.1)
+    row = result["row"]
     assert row["status"] == "failed" and "took longer than 0.1 s" in row["reason"], row
-    record = json.loads((tmp_path / ".work" / "000000" / "000000.json").read_text())
-    assert record == {"row": row, "samples": []}
+    [record] = records_of(tmp_path, 0)
+    assert json.loads(record.read_text()) == {"row": row, "samples": [], "tar": None,
+                                              "bytes": 0}
+    assert not list((tmp_path / WORK).glob("*.tar"))  # a failed video publishes no tar
     # the alarm is gone and the handler restored: nothing fires later in the worker
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert signal.getsignal(signal.SIGALRM) is previous
     # on an engine: the run goes on and records each late video as failed
-    tasks = [(0, i, f"/nowhere/clip{i}.mp4") for i in range(2)]
+    tasks = [(i, f"/nowhere/clip{i}.mp4") for i in range(2)]
     rows = {}
-    run_local(tmp_path / "engine", tasks, OPTIONS, lambda task, r: rows.update({task[1]: r}),
+    run_local(Storage(tmp_path / "engine"), tasks, OPTIONS,
+              lambda task, result: rows.update({task[0]: result["row"]}),
               limits=Limits(seconds=0.1), work=late_video)
     assert sorted(rows) == [0, 1]
     assert all(r["status"] == "failed" and "took longer" in r["reason"] for r in rows.values())
@@ -353,12 +365,12 @@ def test_engines_are_chosen_by_name_and_a_new_one_is_one_function(built, videos,
     assert not (tmp_path / "none").exists()  # refused before anything was written
     asked = []
 
-    def inline(root, tasks, options, on_video, *, resources=ANY_RESOURCES, limits=NO_LIMITS,
-               work=process_video):
+    def inline(storage, tasks, options, on_video, *, resources=ANY_RESOURCES,
+               limits=NO_LIMITS, work=process_video):
         """Every video in this process, one after the other."""
         asked.append(resources)
         for task in tasks:
-            on_video(task, work(str(root), *task, options, limits.seconds))
+            on_video(task, work(storage, *task, options, limits.seconds))
 
     monkeypatch.setitem(ENGINES, "inline", inline)
     wanted = Resources(cpus=2, memory_mb=512)
@@ -436,28 +448,30 @@ def test_ray_engine_builds_the_local_engines_dataset(ray_instance, built, videos
 def test_ray_retries_a_video_whose_worker_died(ray_instance, built, videos, tmp_path):
     from fastunlc.build import run_ray
 
-    def die_once(root, shard, position, video, options, seconds):
+    def die_once(storage, index, video, options, seconds):
         from fastunlc.build import process_video
 
-        marker = Path(root) / f".died-{position}"
-        if position == 1 and not marker.exists():
+        marker = Path(storage.url) / f".died-{index}"
+        if index == 1 and not marker.exists():
             marker.touch()
             os._exit(1)  # the worker process dies mid-task
-        return process_video(root, shard, position, video, options, seconds)
+        return process_video(storage, index, video, options, seconds)
 
-    tasks = [(0, i, str(v.resolve())) for i, v in enumerate(videos[:2])]
+    tasks = [(i, str(v.resolve())) for i, v in enumerate(videos[:2])]
     rows = {}
-    run_ray(tmp_path, tasks, OPTIONS, lambda task, row: rows.update({task[1]: row}),
-            work=die_once)
+
+    def keep(task, result):
+        rows[task[0]] = result["row"]
+
+    run_ray(Storage(tmp_path), tasks, OPTIONS, keep, work=die_once)
     assert (tmp_path / ".died-1").exists()  # it did die once
     assert rows[0]["status"] == rows[1]["status"] == "ok"  # and was retried
 
-    def always_die(root, shard, position, video, options, seconds):
+    def always_die(storage, index, video, options, seconds):
         os._exit(1)
 
     rows.clear()
-    run_ray(tmp_path, tasks[:1], OPTIONS, lambda task, row: rows.update({task[1]: row}),
-            retries=1, work=always_die)
+    run_ray(Storage(tmp_path), tasks[:1], OPTIONS, keep, retries=1, work=always_die)
     assert rows[0]["status"] == "failed" and "crashed its worker" in rows[0]["reason"]
 
 
@@ -503,7 +517,7 @@ def test_full_disk_gives_an_error_and_no_partial_output(videos, tmp_path):
                  and p.name not in ("build.json", "build.log")]
     assert published == []
     assert subprocess.run(command, timeout=600).returncode == 0
-    assert dataset.videos_part(root, 0).is_file() and len(dataset.PseudoGTDataset(root)) > 0
+    assert (root / dataset.videos_file(0)).is_file() and len(dataset.PseudoGTDataset(root)) > 0
 
 
 # --- format 3: what training reads (object boxes, mask JPEGs), and `fastunlc upgrade` ---
@@ -606,15 +620,15 @@ def test_datasets_training_cannot_read_get_one_line_errors(built, tmp_path):
     (root / dataset.MANIFEST / "samples-000000.parquet").write_bytes(b"not parquet")
     with pytest.raises(InputError, match="unreadable manifest part"):
         dataset.check_trainable(root)
-    for part in (root / dataset.MANIFEST).glob("samples-*"):
-        part.unlink()
+    for part in (root / dataset.MANIFEST).glob("samples-*"):  # as if every video failed
+        pq.write_table(dataset.SAMPLE_SCHEMA.empty_table(), part)
     with pytest.raises(InputError, match="holds no sample"):
         dataset.check_trainable(root)
     (root / "build.json").write_text(json.dumps({"format": 99}))
     with pytest.raises(InputError, match="format 99 is newer"):
         dataset.check_trainable(root)
-    (root / ".work" / "000000").mkdir(parents=True)
-    (root / ".work" / "000000" / "000000.json").write_text("{}")
+    (root / WORK).mkdir(exist_ok=True)
+    (root / WORK / "00000000.0123456789ab.json").write_text("{}")
     (root / "build.json").write_text(json.dumps({"format": 2}))
     from fastunlc.build.upgrade import upgrade_dataset
 

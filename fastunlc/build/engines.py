@@ -1,17 +1,19 @@
 """Engines: where the videos of a build run. Each is a plain function with one signature,
 registered by name in :data:`ENGINES` (img2dataset's distributors are the model)::
 
-    engine(root, tasks, options, on_video, *, resources, limits, work, **engine_options)
+    engine(storage, tasks, options, on_video, *, resources, limits, work, **engine_options)
 
-``root`` is the dataset folder, ``tasks`` the videos to process (:data:`Task`), in order;
-the engine runs ``work(root, shard, position, video, options, limits.seconds)`` once per
+``storage`` is the dataset (:class:`fastunlc.storage.Storage`, which a worker process
+unpickles into its own connection), ``tasks`` the videos to process (:data:`Task`), in
+order; the engine runs ``work(storage, index, video, options, limits.seconds)`` once per
 task, each with what ``resources`` asks for and under ``limits``, and calls
-``on_video(task, row)`` in the calling process as each video finishes, with its manifest
-row. The engine owns retries: a video whose worker dies is retried as the engine can, and
-one that still kills its worker is recorded as failed (:func:`write_failed_part`), so a
-run always ends with a finished part for every task (or an exception of the output, or
-an interrupt). ``engine_options`` are the engine's own keyword arguments (the local
-engine's ``workers``, the Ray engine's ``address`` and ``retries``).
+``on_video(task, result)`` in the calling process as each video finishes, with what
+``work`` returned (the video's record). The engine owns retries: a video whose worker
+dies is retried as the engine can, and one that still kills its worker is recorded as
+failed (:func:`write_failed_part`), so a run always ends with a finished part for every
+task (or an exception of the output, or an interrupt). ``engine_options`` are the
+engine's own keyword arguments (the local engine's ``workers``, the Ray engine's
+``address`` and ``retries``).
 
 A new engine (a Slurm array, Dask) is one such function and one entry in :data:`ENGINES`.
 """
@@ -24,17 +26,18 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any, Protocol
 
 from ..backend import set_cpu_threads
 from ..config import UNLCConfig
+from ..storage import Storage
 from .limits import NO_LIMITS, Limits, cap_memory
 from .options import BuildOptions
 from .worker import Task, Work, process_video, write_failed_part
 
 OnVideo = Callable[[Task, dict[str, Any]], None]
-"""Called with a task and its manifest row as the video finishes."""
+"""Called with a task and its record (:func:`~fastunlc.build.worker.process_video`'s
+result) as the video finishes."""
 
 MEMORY_MB_PER_VIDEO = 1024
 """Memory a scheduler reserves per video by default, in MiB: one process segmenting a
@@ -83,12 +86,12 @@ ANY_RESOURCES = Resources()
 class Engine(Protocol):
     """The signature every engine has (see the module's documentation)."""
 
-    def __call__(self, root: Path, tasks: Sequence[Task], options: BuildOptions,
+    def __call__(self, storage: Storage, tasks: Sequence[Task], options: BuildOptions,
                  on_video: OnVideo, *, resources: Resources = ..., limits: Limits = ...,
                  work: Work = ..., **engine_options: Any) -> None: ...
 
 
-def run_local(root: Path, tasks: Sequence[Task], options: BuildOptions, on_video: OnVideo,
+def run_local(storage: Storage, tasks: Sequence[Task], options: BuildOptions, on_video: OnVideo,
               *, resources: Resources = ANY_RESOURCES, limits: Limits = NO_LIMITS,
               work: Work = process_video, workers: int = 1) -> None:
     """The local engine: videos on a pool of ``workers`` processes on this machine.
@@ -113,10 +116,10 @@ def run_local(root: Path, tasks: Sequence[Task], options: BuildOptions, on_video
     while queue or suspects:
         if suspects:  # alone, so that a crash names its video
             task = suspects.pop(0)
-            if _run_pool(root, [task], options, 1, threads, limits, on_video, work, gpus):
-                on_video(task, write_failed_part(root, *task, CRASHED))
+            if _run_pool(storage, [task], options, 1, threads, limits, on_video, work, gpus):
+                on_video(task, write_failed_part(storage, *task, CRASHED))
         else:
-            unfinished = _run_pool(root, queue, options, workers, threads, limits, on_video,
+            unfinished = _run_pool(storage, queue, options, workers, threads, limits, on_video,
                                    work, gpus)
             # The pool hands tasks out in order, at most one beyond its workers at a time:
             # only those can have been running when a worker died.
@@ -137,7 +140,7 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(len(cuda.gpus))]
 
 
-def _run_pool(root: Path, tasks: list[Task], options: BuildOptions, workers: int,
+def _run_pool(storage: Storage, tasks: list[Task], options: BuildOptions, workers: int,
               threads: int, limits: Limits, on_video: OnVideo, work: Work,
               gpus: list[str]) -> list[Task]:
     """Run ``tasks`` on one pool (its workers spread over ``gpus`` in turn when there are
@@ -149,7 +152,7 @@ def _run_pool(root: Path, tasks: list[Task], options: BuildOptions, workers: int
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                              initargs=(threads, limits.memory_mb, options.config, gpus,
                                        started)) as pool:
-        pending = {pool.submit(work, str(root), *task, options, limits.seconds): task
+        pending = {pool.submit(work, storage, *task, options, limits.seconds): task
                    for task in tasks}
         try:
             while pending:
@@ -157,11 +160,11 @@ def _run_pool(root: Path, tasks: list[Task], options: BuildOptions, workers: int
                 for future in done:
                     task = pending.pop(future)
                     try:
-                        row = future.result()
+                        result = future.result()
                     except BrokenProcessPool:
                         return [t for t in tasks if t not in finished]
                     finished.add(task)
-                    on_video(task, row)
+                    on_video(task, result)
         except BaseException:
             for future in pending:
                 future.cancel()
@@ -192,13 +195,15 @@ def _start_worker(threads: int, memory_mb: int | None, config: UNLCConfig, gpus:
         cap_memory(memory_mb)
 
 
-def run_ray(root: Path, tasks: Sequence[Task], options: BuildOptions, on_video: OnVideo,
+def run_ray(storage: Storage, tasks: Sequence[Task], options: BuildOptions, on_video: OnVideo,
             *, resources: Resources = ANY_RESOURCES, limits: Limits = NO_LIMITS,
             work: Work = process_video, address: str | None = None, retries: int = 3) -> None:
     """The Ray engine: each video a Ray task, on a running cluster or a local instance.
 
-    ``root`` must be on storage every node sees. Each task asks the scheduler for
-    ``resources`` (CPUs, memory, GPUs; see :class:`Resources` for the defaults).
+    The dataset must be where every node can write: an object store (the workers
+    write their parts straight to it, and the driver's disk is never needed) or a file
+    system that all nodes mount. Each task asks the scheduler for ``resources`` (CPUs,
+    memory, GPUs; see :class:`Resources` for the defaults).
 
     Parameters
     ----------
@@ -224,30 +229,30 @@ def run_ray(root: Path, tasks: Sequence[Task], options: BuildOptions, on_video: 
             request["num_gpus"] = resources.gpus
         remote = ray.remote(_ray_video).options(**request)
         threads = max(1, int(cpus))
-        pending = {remote.remote(work, str(root), *task, options, limits, threads): task
+        pending = {remote.remote(work, storage, *task, options, limits, threads): task
                    for task in tasks}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 task = pending.pop(ref)
                 try:
-                    row = ray.get(ref)
+                    result = ray.get(ref)
                 except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                         ray.exceptions.OutOfMemoryError):
-                    row = write_failed_part(root, *task, CRASHED)
-                on_video(task, row)
+                    result = write_failed_part(storage, *task, CRASHED)
+                on_video(task, result)
     finally:
         if started:
             ray.shutdown()
 
 
-def _ray_video(work: Work, root: str, shard: int, position: int, video: str,
-               options: BuildOptions, limits: Limits, threads: int) -> dict[str, Any]:
+def _ray_video(work: Work, storage: Storage, index: int, video: str, options: BuildOptions,
+               limits: Limits, threads: int) -> dict[str, Any]:
     """One video in a Ray worker: its share of threads and memory, then ``work``."""
     set_cpu_threads(threads)
     if options.config.device == "cpu":  # see _start_worker: no cap on a GPU worker
         cap_memory(limits.memory_mb)
-    return work(root, shard, position, video, options, limits.seconds)
+    return work(storage, index, video, options, limits.seconds)
 
 
 ENGINES: dict[str, Engine] = {"local": run_local, "ray": run_ray}

@@ -30,6 +30,7 @@ from .. import dataset
 from ..config import REFERENCE
 from ..errors import InputError
 from ..files import atomic_path, atomic_write
+from ..storage import is_url
 from .shards import WORK
 
 UPGRADE_SUFFIX = ".upgrade"
@@ -59,6 +60,9 @@ def upgrade_dataset(root: str | os.PathLike[str],
         ``root`` is not a dataset, is newer than this fastunlc, holds an unfinished build,
         or a shard is missing or unreadable.
     """
+    if is_url(root):
+        raise InputError(root, "upgrade rewrites a dataset in place on a local disk only: "
+                               "copy it to one, upgrade it there and copy it back")
     root = Path(root)
     record = root / "build.json"
     if not record.is_file() or not (root / dataset.MANIFEST).is_dir():
@@ -72,7 +76,7 @@ def upgrade_dataset(root: str | os.PathLike[str],
         raise InputError(root, f"dataset format {found} is newer than this fastunlc "
                                f"({dataset.FORMAT}): upgrade fastunlc")
     work = root / WORK
-    if work.is_dir() and any(p.is_dir() and any(p.iterdir()) for p in work.iterdir()):
+    if work.is_dir() and any(p.is_file() or any(p.iterdir()) for p in work.iterdir()):
         raise InputError(root, "holds an unfinished build (.work/): finish it with the "
                                "fastunlc that started it, then upgrade")
     threshold = plan.get("options", {}).get("config", {}).get(
@@ -95,7 +99,7 @@ def upgrade_dataset(root: str | os.PathLike[str],
 
 def _upgrade_shard(root: Path, shard: int, part: Path, threshold: float) -> int | None:
     """Rewrite one shard; returns its sample count, or None when it was already done."""
-    tar = dataset.shard_path(root, shard)
+    tar = root / dataset.shard_file(shard)
     pending = tar.with_name(tar.name + UPGRADE_SUFFIX)
     try:
         table = pq.read_table(part)
@@ -107,10 +111,10 @@ def _upgrade_shard(root: Path, shard: int, part: Path, threshold: float) -> int 
         return None
     if not tar.is_file():
         raise InputError(tar, "missing: the manifest lists its samples")
-    writer = dataset.ShardWriter(pending)
     rows = table.to_pylist()
-    try:
-        with open(tar, "rb") as old:
+    with atomic_path(pending) as tmp, open(tar, "rb") as old:
+        writer = dataset.ShardWriter(tmp)
+        try:
             for row in rows:
                 jpg, png = (_read_span(old, tar, row, member) for member in ("jpg", "png"))
                 grey = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -124,10 +128,8 @@ def _upgrade_shard(root: Path, shard: int, part: Path, threshold: float) -> int 
                 for member in dataset.MEMBERS:
                     offset, size = dataset.span_columns(member)
                     row[offset], row[size] = placed[member]
-        writer.commit()
-    except BaseException:
-        writer.discard()
-        raise
+        finally:
+            writer.close()
     with atomic_path(part) as tmp:
         pq.write_table(pa.Table.from_pylist(rows, schema=dataset.SAMPLE_SCHEMA), tmp)
     os.replace(pending, tar)

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -205,13 +205,15 @@ class BuiltSource:
     redraws_masks = False
     min_object_share = 0.1
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str],
+                 storage_options: dict[str, Any] | None = None) -> None:
         from ..dataset import check_trainable, read_manifest
+        from ..storage import as_storage
 
-        self.root = Path(root)
-        self.name = str(root)
-        check_trainable(self.root)
-        table = read_manifest(self.root, "samples").sort_by([("shard", "ascending"),
+        self.storage = as_storage(root, storage_options)
+        self.root = self.name = self.storage.url
+        check_trainable(self.storage)
+        table = read_manifest(self.storage, "samples").sort_by([("shard", "ascending"),
                                                               ("jpg_offset", "ascending")])
         shards = table["shard"].to_numpy(zero_copy_only=False)
         self.shard_files, self.group_of = np.unique(shards, return_inverse=True)
@@ -238,34 +240,35 @@ class BuiltSource:
         pixels = self._pixels[index]
         return self._boxes[index][pixels >= self.min_object_share * pixels.max()]
 
-    def _shard(self, group: int) -> Path:
-        return self.root / str(self.shard_files[group])
-
     def read_group(self, group: int, seed: int, allocate: Allocate) -> list[EncodedSample]:
-        path = self._shard(group)
+        name = str(self.shard_files[group])
         members = range(self._first[group], self._first[group] + np.count_nonzero(
             self.group_of == group))
         (jpg_at, jpg_n), (mask_at, mask_n) = self._spans["jpg"], self._spans["mask_jpg"]
         # One sequential read of the shard up to its last needed byte.
         end = int(max(max(jpg_at[k] + jpg_n[k], mask_at[k] + mask_n[k]) for k in members))
-        if os.path.getsize(path) < end:
-            raise InputError(path, f"truncated: {os.path.getsize(path)} bytes, the manifest "
-                                   f"needs {end}")
+        size = self.storage.size(name)
+        if size < end:
+            raise InputError(self.storage.where(name), f"truncated: {size} bytes, the "
+                                                       f"manifest needs {end}")
         buffer = allocate(end)
-        read_file_into(path, buffer)
+        if self.storage.local:
+            read_file_into(Path(self.storage.path(name)), buffer)
+        else:  # one ranged request
+            buffer[:] = np.frombuffer(self.storage.read(name, 0, end), np.uint8)
         return [EncodedSample(int(k), buffer[jpg_at[k]:jpg_at[k] + jpg_n[k]],
                               buffer[mask_at[k]:mask_at[k] + mask_n[k]], True) for k in members]
 
     def read_sample(self, index: int, seed: int) -> EncodedSample:
+        shard = str(self.shard_files[self.group_of[index]])
         parts = []
-        with open(self._shard(int(self.group_of[index])), "rb") as f:
-            for name in ("jpg", "mask_jpg"):
-                offsets, sizes = self._spans[name]
-                f.seek(int(offsets[index]))
-                data = f.read(int(sizes[index]))
-                if len(data) != int(sizes[index]):
-                    raise InputError(self._shard(int(self.group_of[index])), "truncated")
-                parts.append(np.frombuffer(data, np.uint8))
+        for member in ("jpg", "mask_jpg"):
+            offsets, sizes = self._spans[member]
+            start, size = int(offsets[index]), int(sizes[index])
+            data = self.storage.read(shard, start, start + size)
+            if len(data) != size:
+                raise InputError(self.storage.where(shard), "truncated")
+            parts.append(np.frombuffer(data, np.uint8))
         return EncodedSample(index, parts[0], parts[1], True)
 
 
