@@ -366,7 +366,8 @@ class PseudoGTDataset:
     Raises
     ------
     FileNotFoundError
-        ``root`` has no manifest.
+        ``root`` has neither ``build.json`` nor a manifest. A dataset whose build is
+        running holds the shards committed so far (none, at first).
 
     Examples
     --------
@@ -377,9 +378,10 @@ class PseudoGTDataset:
     def __init__(self, root: Location, storage_options: dict[str, Any] | None = None) -> None:
         self.storage = as_storage(root, storage_options)
         self.root = self.storage.url
-        if not self.storage.list(MANIFEST, ".parquet"):
-            raise FileNotFoundError(f"{self.root}: not a fastunlc dataset (no {MANIFEST}/ "
-                                    "folder)")
+        # A build in progress has build.json before its first shard is committed.
+        if not (self.storage.is_file("build.json") or self.storage.list(MANIFEST, ".parquet")):
+            raise FileNotFoundError(f"{self.root}: not a fastunlc dataset (no build.json or "
+                                    f"{MANIFEST}/)")
         self.manifest = read_manifest(self.storage, "samples")
         # Columns, not a Python dict per row: manifests of millions of samples stay compact.
         self._keys = self.manifest["key"].to_pylist()

@@ -223,7 +223,11 @@ class Storage:
         if self.local:
             _count(requests=1)
             return [str(p) for p in Path(self._root).rglob("*") if p.is_file()]
-        return [self._fs.unstrip_protocol(p) for p in self._op("", self._fs.find, self._root)]
+        try:
+            found = self._op("", self._fs.find, self._root)
+        finally:
+            self._fs.invalidate_cache(self._root)
+        return [self._fs.unstrip_protocol(p) for p in found]
 
     def list(self, folder: str = "", suffix: str = "") -> list[str]:
         """Names (relative to this folder) of the files directly in ``folder`` whose name
@@ -235,11 +239,14 @@ class Storage:
             except FileNotFoundError:
                 return []
         else:
-            self._fs.invalidate_cache(self.path(folder))  # other processes write here
             try:
                 found = self._op(folder, self._fs.ls, self.path(folder), detail=True)
             except FileNotFoundError:
                 return []
+            finally:
+                # Other processes write here: a listing kept in fsspec's cache would
+                # answer later queries of files in it (as missing) without asking.
+                self._fs.invalidate_cache(self.path(folder))
             entries = [posixpath.basename(e["name"].rstrip("/")) for e in found
                        if e["type"] == "file"]
         return sorted(posixpath.join(folder, e) if folder else e for e in entries

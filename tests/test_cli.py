@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -246,3 +247,17 @@ def test_help_says_how_to_set_parameters(command):
     for words in ("--config FILE", "--set NAME=VALUE", "report.json", "build.json",
                   "--set n_segments=800"):
         assert words in proc.stdout
+
+
+def test_shard_size_takes_units_and_refuses_nonsense():
+    from fastunlc.cli import _byte_size
+
+    assert _byte_size("512MB") == 512 * 10**6 and _byte_size("1.5GiB") == 3 * 2**29
+    assert _byte_size("4096") == 4096 and _byte_size("64 kib") == 65536
+    for bad in ("12XB", "MB", "-1GB", "0"):
+        with pytest.raises(argparse.ArgumentTypeError, match="size"):
+            _byte_size(bad)
+    result = subprocess.run([sys.executable, "-m", "fastunlc", "build", "x.mp4", "--out", "d",
+                             "--shard-size", "lots"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "expected a size such as 512MB" in result.stderr
