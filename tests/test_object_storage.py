@@ -105,10 +105,16 @@ def test_storage_publishes_whole_files_and_counts_requests(s3):
     assert storage.list("a", ".bin") == ["a/c.bin"] and storage.list("nothing") == []
 
 
+@pytest.fixture(scope="module")
+def s3_build(s3, remote_videos) -> dict:
+    """The same videos built to s3://data/one from a list file at a URL; its stats."""
+    return build_dataset(["s3://videos/clips/list.txt"], "s3://data/one", OPTIONS,
+                         engine_options={"workers": 2})
+
+
 def test_build_from_s3_to_s3_equals_the_local_disk_build(s3, remote_videos, local_build,
-                                                         tmp_path):
-    stats = build_dataset(["s3://videos/clips/list.txt"], "s3://data/one", OPTIONS,
-                          engine_options={"workers": 2})
+                                                         s3_build, tmp_path):
+    stats = s3_build
     assert stats["outcomes"]["ok"] == 4 and stats["shards"] == 2
     copy = download(s3, "s3://data/one", tmp_path / "one")
     assert dataset_digest(copy) == dataset_digest(local_build)
@@ -135,6 +141,22 @@ def test_build_from_s3_to_s3_equals_the_local_disk_build(s3, remote_videos, loca
         want = reference.read_group(group, 0, lambda n: np.empty(n, np.uint8))
         assert [bytes(s.image) for s in got] == [bytes(s.image) for s in want]
     assert bytes(source.read_sample(0, 0).mask) == bytes(reference.read_sample(0, 0).mask)
+
+
+def test_training_batches_from_s3_equal_those_from_disk(s3_build, local_build):
+    import torch
+
+    from fastunlc.training.crops import CropRecipe
+    from fastunlc.training.loader import BatchLoader
+    from fastunlc.training.sources import BuiltSource
+
+    batches = [BatchLoader(BuiltSource(root), 4, seed=1, recipe=CropRecipe(), workers=1)
+               for root in ("s3://data/one", local_build)]
+    remote, here = (iter(b) for b in batches)
+    for _ in range(3):
+        a, b = next(remote), next(here)
+        assert np.array_equal(a.indices, b.indices) and torch.equal(a.inputs, b.inputs)
+        assert torch.equal(a.target, b.target)
 
 
 def test_ray_builds_to_s3_without_the_drivers_disk(s3, remote_videos, local_build, tmp_path):
