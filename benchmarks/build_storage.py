@@ -18,7 +18,6 @@ test run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -31,16 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.build_throughput import default_videos, digest  # noqa: E402
+from benchmarks.build_throughput import default_videos, digest, parse_arguments  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--video", action="append", type=Path, help="video (repeat for more)")
-    parser.add_argument("--max-frames", type=int, default=60)
-    parser.add_argument("--flow", choices=("c2f", "dis"), default="c2f")
-    args = parser.parse_args()
+    args = parse_arguments(__doc__)
 
     import s3fs
     from moto.server import ThreadedMotoServer

@@ -63,13 +63,18 @@ def digest(root: Path) -> tuple:
     return json.dumps(samples, sort_keys=True), json.dumps(videos, sort_keys=True), members
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
+def parse_arguments(description: str) -> argparse.Namespace:
+    """The videos, --max-frames and --flow of a build benchmark."""
+    parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", action="append", type=Path, help="video (repeat for more)")
     parser.add_argument("--max-frames", type=int, default=60)
     parser.add_argument("--flow", choices=("c2f", "dis"), default="c2f")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_arguments(__doc__)
 
     with tempfile.TemporaryDirectory(prefix="fastunlc-build-bench-") as tmp:
         tmp = Path(tmp)

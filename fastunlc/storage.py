@@ -187,9 +187,7 @@ class Storage:
             return call(*args, **kwargs)
         except FileNotFoundError:
             raise
-        except (OSError, ValueError) as err:
-            raise storage_error(self.where(name), err) from None
-        except Exception as err:  # botocore's and other back ends' own errors
+        except Exception as err:  # OSError, and botocore's and other back ends' own errors
             raise storage_error(self.where(name), err) from None
 
     # -- queries ---------------------------------------------------------------------------

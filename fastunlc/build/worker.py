@@ -145,7 +145,7 @@ def process_video(storage: Storage, index: int, video: str, options: BuildOption
         with storage.writing(tar_name) as tmp:
             writer = dataset.ShardWriter(tmp)
             try:
-                with time_limit(seconds), local_copy(video) as source:
+                with time_limit(seconds), local_copy(video, storage.options) as source:
                     row = segment_and_sample(writer, source, video, options, samples)
             except VideoTimeout as err:
                 # The alarm came after segment_and_sample's own handler (between its try
@@ -170,9 +170,10 @@ def process_video(storage: Storage, index: int, video: str, options: BuildOption
 
 
 @contextmanager
-def local_copy(video: str) -> Iterator[Path]:
+def local_copy(video: str, storage_options: dict[str, Any]) -> Iterator[Path]:
     """A local file holding ``video``: itself when it is local, else a temporary copy
-    (deleted when the block ends)."""
+    (deleted when the block ends), fetched with ``storage_options`` (the build's: they
+    apply to inputs and output alike)."""
     if not is_url(video):
         yield Path(video)
         return
@@ -180,7 +181,7 @@ def local_copy(video: str) -> Iterator[Path]:
     handle, tmp = tempfile.mkstemp(prefix="fastunlc-video-", suffix=posixpath.splitext(name)[1])
     os.close(handle)
     try:
-        Storage(folder).download(name, tmp)
+        Storage(folder, storage_options).download(name, tmp)
         yield Path(tmp)
     finally:
         os.unlink(tmp)
